@@ -1,0 +1,5 @@
+//! Test layers that inject faults.
+
+mod drop;
+
+pub(crate) use drop::DropLayer;

@@ -1,0 +1,407 @@
+//! Stable: which casts every member has, and which some member has.
+//!
+//! Each member keeps the acknowledgement matrix `acks[t][s]`: how many casts
+//! of member `s` member `t` has received in order. Its own row is what Mnak
+//! publishes as `received`; the other rows come from the other members'
+//! gossip. From the matrix Stable computes, for each sender `s`:
+//! - the **stability** vector, the minimum of column `s` over live members:
+//!   casts every live member has, which Mnak may stop keeping;
+//! - the **NumCast** vector, the maximum of column `s`: casts some member
+//!   has, which tells Mnak about losses no later message revealed;
+//! - the **holder** of those NumCast casts, whom Mnak asks when `s` itself
+//!   has failed.
+//!
+//! Gossip is an unreliable cast of the member's own row. It goes out at once
+//! after `stable_threshold` new casts (so flow-control windows reopen
+//! quickly under load), at the next `stable_sweep` when the row has changed,
+//! and otherwise at a slowly backing-off interval, because a lost gossip in
+//! a quiet group must still be repeated eventually.
+//!
+//! Header: on every cast.
+
+use postcard::experimental::max_size::MaxSize;
+use serde::{Deserialize, Serialize};
+
+use crate::buffer::Msg;
+use crate::id::Rank;
+use crate::layers::Layer;
+use crate::stack::{Cx, Down, Up};
+use crate::time::Instant;
+
+#[derive(Serialize, Deserialize, MaxSize, Debug, Clone, Copy, PartialEq, Eq)]
+enum Hdr {
+    /// Another layer's cast.
+    Data,
+    /// The sender's acknowledgement row (in the payload).
+    Gossip,
+}
+
+/// In a quiet group, gossip at most this many sweeps apart.
+const MAX_IDLE_SWEEPS: u32 = 16;
+
+/// The stability layer.
+#[derive(Debug)]
+pub(crate) struct Stable<const M: usize> {
+    /// `acks[t][s]`: casts of `s` that `t` has received in order.
+    acks: [[u32; M]; M],
+    /// When the sweep timer next fires.
+    next_sweep: Option<Instant>,
+    /// Sweeps since the last gossip, and how many to wait when nothing changes.
+    idle_sweeps: u32,
+    idle_every: u32,
+    /// Reliable casts that passed since the last gossip.
+    new_since_gossip: u32,
+}
+
+impl<const M: usize> Stable<M> {
+    pub(crate) fn new() -> Self {
+        Stable {
+            acks: [[0; M]; M],
+            next_sweep: None,
+            idle_sweeps: 0,
+            idle_every: 1,
+            new_since_gossip: 0,
+        }
+    }
+
+    fn my_row_changed(&self, cx: &Cx<'_, M>) -> bool {
+        let n = cx.view.len();
+        let me = cx.me().index();
+        self.acks
+            .get(me)
+            .is_some_and(|row| row[..n] != cx.shared.received[..n])
+    }
+
+    fn gossip(&mut self, cx: &mut Cx<'_, M>) {
+        let n = cx.view.len();
+        let me = cx.me().index();
+        if let Some(row) = self.acks.get_mut(me) {
+            row[..n].copy_from_slice(&cx.shared.received[..n]);
+        }
+        self.new_since_gossip = 0;
+        self.idle_sweeps = 0;
+        let msg = cx.pool.alloc(cx.headroom()).ok().and_then(|mut msg| {
+            let mut body = [0u8; 5 * crate::id::MAX_GROUP_SIZE + 5];
+            let encoded = postcard::to_slice(&cx.shared.received[..n], &mut body)
+                .ok()?
+                .len();
+            match cx
+                .pool
+                .append(&mut msg, &body[..encoded])
+                .and_then(|()| cx.pool.push_header(&mut msg, &Hdr::Gossip))
+            {
+                Ok(()) => Some(msg),
+                Err(_) => {
+                    cx.free(msg);
+                    None
+                }
+            }
+        });
+        match msg {
+            Some(msg) => {
+                cx.stats.stable_gossip += 1;
+                cx.down(Down::Cast {
+                    msg,
+                    reliable: false,
+                });
+            }
+            None => cx.stats.no_buffer += 1,
+        }
+        self.recompute(cx);
+    }
+
+    fn receive_gossip(&mut self, from: Rank, msg: Msg, cx: &mut Cx<'_, M>) {
+        let n = cx.view.len();
+        let row = postcard::from_bytes::<heapless::Vec<u32, M>>(cx.pool.head_bytes(&msg));
+        cx.free(msg);
+        let Ok(row) = row else {
+            cx.stats.malformed += 1;
+            return;
+        };
+        let Some(mine) = self.acks.get_mut(from.index()) else {
+            return;
+        };
+        if row.len() != n {
+            cx.stats.malformed += 1;
+            return;
+        }
+        // Rows only grow; a reordered older gossip must not shrink one.
+        let mut grew = false;
+        for (m, r) in mine.iter_mut().zip(row.iter()) {
+            if *r > *m {
+                *m = *r;
+                grew = true;
+            }
+        }
+        if grew {
+            self.recompute(cx);
+        }
+    }
+
+    /// Recomputes the vectors from the matrix and announces them if they moved.
+    fn recompute(&mut self, cx: &mut Cx<'_, M>) {
+        let n = cx.view.len();
+        let me = cx.me().index();
+        if let Some(row) = self.acks.get_mut(me) {
+            row[..n].copy_from_slice(&cx.shared.received[..n]);
+        }
+        let mut changed = false;
+        for s in 0..n {
+            let mut min = u32::MAX;
+            let mut max = 0;
+            let mut holder = cx.me();
+            for t in cx.view.ranks().filter(|t| !cx.shared.failed.contains(*t)) {
+                let v = self.acks[t.index()][s];
+                min = min.min(v);
+                if v > max {
+                    max = v;
+                    holder = t;
+                }
+            }
+            if min == u32::MAX {
+                min = 0;
+            }
+            // Stability and NumCast never go backwards, whatever gossip says.
+            let (stab, num) = (&mut cx.shared.stability[s], &mut cx.shared.numcast[s]);
+            if min > *stab {
+                *stab = min;
+                changed = true;
+            }
+            if max > *num {
+                *num = max;
+                changed = true;
+            }
+            cx.shared.holder[s] = holder;
+        }
+        if changed {
+            cx.down(Down::Stable);
+            cx.up(Up::Stable);
+        }
+    }
+}
+
+impl<const M: usize> Layer<M> for Stable<M> {
+    fn down(&mut self, ev: Down, cx: &mut Cx<'_, M>) {
+        if self.next_sweep.is_none() {
+            self.next_sweep = Some(cx.now + cx.params.stable_sweep);
+        }
+        match ev {
+            Down::Cast { mut msg, reliable } => {
+                if cx.pool.push_header(&mut msg, &Hdr::Data).is_ok() {
+                    cx.down(Down::Cast { msg, reliable });
+                } else {
+                    cx.free(msg);
+                }
+            }
+            other => cx.down(other),
+        }
+    }
+
+    fn up(&mut self, ev: Up, cx: &mut Cx<'_, M>) {
+        if self.next_sweep.is_none() {
+            self.next_sweep = Some(cx.now + cx.params.stable_sweep);
+        }
+        let Up::Cast {
+            from,
+            mut msg,
+            reliable,
+        } = ev
+        else {
+            cx.up(ev);
+            return;
+        };
+        match cx.pool.pop_header::<Hdr>(&mut msg) {
+            Some(Hdr::Data) => {
+                cx.up(Up::Cast {
+                    from,
+                    msg,
+                    reliable,
+                });
+                if reliable {
+                    self.new_since_gossip += 1;
+                    if self.new_since_gossip >= cx.params.stable_threshold {
+                        self.gossip(cx);
+                    }
+                }
+            }
+            Some(Hdr::Gossip) => self.receive_gossip(from, msg, cx),
+            None => {
+                cx.stats.malformed += 1;
+                cx.free(msg);
+            }
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.next_sweep
+    }
+
+    fn timeout(&mut self, cx: &mut Cx<'_, M>) {
+        self.idle_sweeps += 1;
+        if self.my_row_changed(cx) {
+            self.idle_every = 1;
+            self.gossip(cx);
+        } else if self.idle_sweeps >= self.idle_every {
+            self.idle_every = (self.idle_every * 2).min(MAX_IDLE_SWEEPS);
+            self.gossip(cx);
+        }
+        self.next_sweep = Some(cx.now + cx.params.stable_sweep);
+    }
+
+    fn max_header() -> usize {
+        Hdr::POSTCARD_MAX_SIZE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::testing::Harness;
+    use std::vec::Vec;
+
+    fn gossip_from(h: &mut Harness<4>, row: &[u32]) -> Msg {
+        let mut buf = [0u8; 64];
+        let body = postcard::to_slice(row, &mut buf).unwrap();
+        let mut m = h.msg(body);
+        h.pool().push_header(&mut m, &Hdr::Gossip).unwrap();
+        m
+    }
+
+    #[test]
+    fn stability_is_the_column_minimum_numcast_the_maximum() {
+        let mut h = Harness::<4>::new(3, 0);
+        let mut s = Stable::<4>::new();
+        h.shared.received[..3].copy_from_slice(&[5, 4, 9]);
+        let m = gossip_from(&mut h, &[5, 2, 9]);
+        h.up(
+            &mut s,
+            Up::Cast {
+                from: Rank(1),
+                msg: m,
+                reliable: false,
+            },
+        );
+        let m = gossip_from(&mut h, &[3, 4, 7]);
+        h.up(
+            &mut s,
+            Up::Cast {
+                from: Rank(2),
+                msg: m,
+                reliable: false,
+            },
+        );
+        assert_eq!(h.shared.stability[..3], [3, 2, 7]);
+        assert_eq!(h.shared.numcast[..3], [5, 4, 9]);
+        assert_eq!(h.shared.holder[1], Rank(0));
+        // Both directions were told.
+        let (up, down) = (h.take_up(), h.take_down());
+        assert!(down.iter().any(|e| matches!(e, Down::Stable)));
+        assert!(up.iter().any(|e| matches!(e, Up::Stable)));
+        h.finish(up);
+        h.finish(down);
+        assert_eq!(h.in_use(), 0);
+    }
+
+    #[test]
+    fn failed_members_do_not_hold_stability_back() {
+        let mut h = Harness::<4>::new(3, 0);
+        let mut s = Stable::<4>::new();
+        h.shared.received[..3].copy_from_slice(&[5, 5, 5]);
+        let m = gossip_from(&mut h, &[5, 5, 5]);
+        h.up(
+            &mut s,
+            Up::Cast {
+                from: Rank(1),
+                msg: m,
+                reliable: false,
+            },
+        );
+        assert_eq!(
+            h.shared.stability[..3],
+            [0, 0, 0],
+            "member 2 has not acknowledged"
+        );
+        h.shared.failed.insert(Rank(2));
+        let t = s.deadline().unwrap();
+        h.timeout(&mut s, t);
+        assert_eq!(h.shared.stability[..3], [5, 5, 5]);
+        let (up, down) = (h.take_up(), h.take_down());
+        h.finish(up);
+        h.finish(down);
+        assert_eq!(h.in_use(), 0);
+    }
+
+    #[test]
+    fn gossips_after_threshold_and_on_sweep_only_when_changed() {
+        let mut h = Harness::<4>::new(2, 0);
+        h.params.stable_threshold = 3;
+        let mut s = Stable::<4>::new();
+        for i in 0..3 {
+            h.shared.received[1] = i + 1;
+            let mut m = h.msg(b"app");
+            h.pool().push_header(&mut m, &Hdr::Data).unwrap();
+            h.up(
+                &mut s,
+                Up::Cast {
+                    from: Rank(1),
+                    msg: m,
+                    reliable: true,
+                },
+            );
+        }
+        assert_eq!(h.stats.stable_gossip, 1);
+        let (up, down) = (h.take_up(), h.take_down());
+        assert_eq!(
+            up.iter().filter(|e| matches!(e, Up::Cast { .. })).count(),
+            3
+        );
+        h.finish(up);
+        h.finish(down);
+        // Unchanged row: gossip backs off (1, 2, 4.. sweeps apart).
+        let mut sent = Vec::new();
+        for _ in 0..8 {
+            let t = s.deadline().unwrap();
+            h.timeout(&mut s, t);
+            sent.push(h.stats.stable_gossip);
+            let down = h.take_down();
+            h.finish(down);
+        }
+        assert_eq!(sent, [2, 2, 3, 3, 3, 3, 4, 4]);
+        // A changed row is gossiped at the next sweep.
+        h.shared.received[1] = 10;
+        let t = s.deadline().unwrap();
+        h.timeout(&mut s, t);
+        assert_eq!(h.stats.stable_gossip, 5);
+        let (up, down) = (h.take_up(), h.take_down());
+        h.finish(up);
+        h.finish(down);
+        assert_eq!(h.in_use(), 0);
+    }
+
+    #[test]
+    fn malformed_gossip_is_counted() {
+        let mut h = Harness::<4>::new(3, 0);
+        let mut s = Stable::<4>::new();
+        let m = gossip_from(&mut h, &[1, 2]); // wrong length for a 3-member view
+        h.up(
+            &mut s,
+            Up::Cast {
+                from: Rank(1),
+                msg: m,
+                reliable: false,
+            },
+        );
+        let mut m = h.msg(&[0xff; 3]);
+        h.pool().push_header(&mut m, &Hdr::Gossip).unwrap();
+        h.up(
+            &mut s,
+            Up::Cast {
+                from: Rank(1),
+                msg: m,
+                reliable: false,
+            },
+        );
+        assert_eq!(h.stats.malformed, 2);
+        assert_eq!(h.in_use(), 0);
+    }
+}

@@ -1,0 +1,453 @@
+//! Which layers make a stack: from properties or from an explicit string.
+//!
+//! Two ways in, as in Ensemble and Maestro:
+//! - properties (`"Frag:Flow"`): what the application wants; [`StackSpec::from_properties`]
+//!   chooses the layers and their order;
+//! - an explicit stack (`"Top:Local:Frag:Pt2pt:Stable:Mnak:Bottom"`): the layers
+//!   themselves, top first, checked by [`StackSpec::from_layers`].
+//!
+//! Either way the result is validated: each layer states what it needs
+//! above and below it, and a missing need is an error naming both layers.
+
+use crate::error::{ConfigError, name};
+
+/// The most layers one stack may have.
+pub const MAX_LAYERS: usize = 24;
+
+/// One layer of a stack (Ensemble's layer names, in Rust casing).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum LayerKind {
+    /// The application's end of the stack.
+    Top,
+    /// Delivers a member's own casts back to it.
+    Local,
+    /// Fragments large messages and reassembles them.
+    Frag,
+    /// Window-based flow control on casts and sends.
+    Flow,
+    /// Reliable FIFO point-to-point sends.
+    Pt2pt,
+    /// Stability detection: the acknowledgement matrix, gossiped.
+    Stable,
+    /// Reliable FIFO multicast with negative acknowledgements.
+    Mnak,
+    /// Test layer: drops received messages at a seeded random rate.
+    Drop,
+    /// The network's end of the stack: framing, view and group filtering.
+    Bottom,
+}
+
+impl LayerKind {
+    /// Every layer this version provides.
+    pub const ALL: [LayerKind; 9] = [
+        LayerKind::Top,
+        LayerKind::Local,
+        LayerKind::Frag,
+        LayerKind::Flow,
+        LayerKind::Pt2pt,
+        LayerKind::Stable,
+        LayerKind::Mnak,
+        LayerKind::Drop,
+        LayerKind::Bottom,
+    ];
+
+    /// The layer's name in stack strings.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LayerKind::Top => "Top",
+            LayerKind::Local => "Local",
+            LayerKind::Frag => "Frag",
+            LayerKind::Flow => "Flow",
+            LayerKind::Pt2pt => "Pt2pt",
+            LayerKind::Stable => "Stable",
+            LayerKind::Mnak => "Mnak",
+            LayerKind::Drop => "Drop",
+            LayerKind::Bottom => "Bottom",
+        }
+    }
+
+    /// Parses a layer name (ASCII case-insensitive, as Ensemble's were).
+    pub fn parse(s: &str) -> Result<LayerKind, ConfigError> {
+        let s = s.trim();
+        if let Some(k) = Self::ALL.iter().find(|k| k.name().eq_ignore_ascii_case(s)) {
+            return Ok(*k);
+        }
+        if ENSEMBLE_LAYERS.iter().any(|l| l.eq_ignore_ascii_case(s)) {
+            return Err(ConfigError::LayerNotAvailable(name(s)));
+        }
+        Err(ConfigError::UnknownLayer(name(s)))
+    }
+
+    /// Layers that must sit somewhere below this one, and why.
+    const fn needs_below(self) -> &'static [LayerKind] {
+        match self {
+            // Reassembly relies on fragments arriving reliably and in order.
+            LayerKind::Frag => &[LayerKind::Pt2pt, LayerKind::Mnak],
+            // The cast window is measured against stability, the send window against Pt2pt acks.
+            LayerKind::Flow => &[LayerKind::Pt2pt, LayerKind::Stable],
+            // Local stands in for Mnak's missing loopback.
+            LayerKind::Local => &[LayerKind::Mnak],
+            // Stable acknowledges what Mnak has received.
+            LayerKind::Stable => &[LayerKind::Mnak],
+            _ => &[],
+        }
+    }
+
+    /// Layers that must sit somewhere above this one, and why.
+    const fn needs_above(self) -> &'static [LayerKind] {
+        match self {
+            // Mnak frees its retransmission buffers only on stability.
+            LayerKind::Mnak => &[LayerKind::Stable],
+            // Drop tests the reliability layers, so it must sit under them.
+            LayerKind::Drop => &[LayerKind::Mnak, LayerKind::Pt2pt],
+            _ => &[],
+        }
+    }
+}
+
+/// Ensemble layers that consort recognises by name but does not provide yet:
+/// naming one gives [`ConfigError::LayerNotAvailable`] rather than
+/// [`ConfigError::UnknownLayer`].
+const ENSEMBLE_LAYERS: &[&str] = &[
+    "Heal",
+    "Switch",
+    "Leave",
+    "Inter",
+    "Intra",
+    "Elect",
+    "Merge",
+    "Sync",
+    "Suspect",
+    "Slander",
+    "Top_appl",
+    "Primary",
+    "Present",
+    "Vsync",
+    "Sequencer",
+    "Seqbb",
+    "Total",
+    "Tops",
+    "Collect",
+    "Causal",
+    "Subcast",
+    "Mflow",
+    "Pt2ptw",
+    "Window",
+    "Credit",
+    "Exchange",
+    "Encrypt",
+    "Rekey",
+    "Migrate",
+    "Xfer",
+    "Pbcast",
+    "Gcast",
+    "Chk_fifo",
+    "Chk_total",
+    "Chk_causal",
+    "Chk_sync",
+];
+
+/// A group property (Maestro's list, plus Ensemble's `Local`, `Slander` and `Drop`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Property {
+    /// Agreed (safe) delivery.
+    Agree,
+    /// Group-membership properties.
+    Gmp,
+    /// View synchronization.
+    Sync,
+    /// Totally ordered messages.
+    Total,
+    /// Partition healing.
+    Heal,
+    /// Protocol switching.
+    Switch,
+    /// Authentication.
+    Auth,
+    /// Causally ordered broadcasts.
+    Causal,
+    /// Subcast point-to-point messages.
+    Subcast,
+    /// Fragmentation and reassembly.
+    Frag,
+    /// Scalability.
+    Scale,
+    /// Failure detection.
+    Suspect,
+    /// Flow control.
+    Flow,
+    /// Process migration.
+    Migrate,
+    /// Encryption of application data.
+    Privacy,
+    /// Rekeying the group.
+    Rekey,
+    /// Primary partition detection.
+    Primary,
+    /// Local delivery of a member's own casts (always on in consort, see below).
+    Local,
+    /// Members share failure suspicions.
+    Slander,
+    /// Randomized message dropping, for tests.
+    Drop,
+}
+
+impl Property {
+    const ALL: [(Property, &'static str); 20] = [
+        (Property::Agree, "Agree"),
+        (Property::Gmp, "Gmp"),
+        (Property::Sync, "Sync"),
+        (Property::Total, "Total"),
+        (Property::Heal, "Heal"),
+        (Property::Switch, "Switch"),
+        (Property::Auth, "Auth"),
+        (Property::Causal, "Causal"),
+        (Property::Subcast, "Subcast"),
+        (Property::Frag, "Frag"),
+        (Property::Scale, "Scale"),
+        (Property::Suspect, "Suspect"),
+        (Property::Flow, "Flow"),
+        (Property::Migrate, "Migrate"),
+        (Property::Privacy, "Privacy"),
+        (Property::Rekey, "Rekey"),
+        (Property::Primary, "Primary"),
+        (Property::Local, "Local"),
+        (Property::Slander, "Slander"),
+        (Property::Drop, "Drop"),
+    ];
+
+    /// The property's name in property strings.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map_or("?", |(_, n)| n)
+    }
+
+    /// Parses a property name (ASCII case-insensitive).
+    pub fn parse(s: &str) -> Result<Property, ConfigError> {
+        let s = s.trim();
+        Self::ALL
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(s))
+            .map(|(p, _)| *p)
+            .ok_or_else(|| ConfigError::UnknownProperty(name(s)))
+    }
+}
+
+/// A validated stack: layers from top (index 0) to bottom.
+///
+/// ```
+/// use consort_core::stack::{LayerKind, StackSpec};
+/// let s = StackSpec::from_properties("Frag:Flow").unwrap();
+/// assert_eq!(s.to_string(), "Top:Local:Frag:Flow:Pt2pt:Stable:Mnak:Bottom");
+/// assert_eq!(StackSpec::from_layers(&s.to_string()).unwrap(), s);
+/// assert!(StackSpec::from_layers("Top:Mnak:Bottom").is_err()); // Mnak needs Stable above
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct StackSpec {
+    layers: heapless::Vec<LayerKind, MAX_LAYERS>,
+}
+
+impl StackSpec {
+    /// Chooses the stack that provides `properties` (colon-separated).
+    ///
+    /// Reliable FIFO casts and sends with self-delivery (`Local`) are always
+    /// provided: unlike Ensemble, consort delivers a member's own casts to
+    /// it unless an explicit stack leaves `Local` out.
+    pub fn from_properties(properties: &str) -> Result<StackSpec, ConfigError> {
+        let mut frag = false;
+        let mut flow = false;
+        let mut drop = false;
+        for p in properties.split(':').filter(|p| !p.trim().is_empty()) {
+            match Property::parse(p)? {
+                Property::Frag => frag = true,
+                Property::Flow => flow = true,
+                Property::Local => {}
+                Property::Drop => drop = true,
+                other => return Err(ConfigError::PropertyNotAvailable(other)),
+            }
+        }
+        let mut layers = heapless::Vec::new();
+        let order = [
+            (LayerKind::Top, true),
+            (LayerKind::Local, true),
+            (LayerKind::Frag, frag),
+            (LayerKind::Flow, flow),
+            (LayerKind::Pt2pt, true),
+            (LayerKind::Stable, true),
+            (LayerKind::Mnak, true),
+            (LayerKind::Drop, drop),
+            (LayerKind::Bottom, true),
+        ];
+        for (kind, wanted) in order {
+            if wanted {
+                // Cannot overflow: `order` is shorter than MAX_LAYERS.
+                let _ = layers.push(kind);
+            }
+        }
+        let spec = StackSpec { layers };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Parses and validates an explicit stack string, top layer first.
+    pub fn from_layers(stack: &str) -> Result<StackSpec, ConfigError> {
+        let names = || stack.split(':').filter(|l| !l.trim().is_empty());
+        let mut layers = heapless::Vec::new();
+        for l in names() {
+            let kind = LayerKind::parse(l)?;
+            if layers.push(kind).is_err() {
+                return Err(ConfigError::TooManyLayers(names().count()));
+            }
+        }
+        let spec = StackSpec { layers };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.layers;
+        if l.first() != Some(&LayerKind::Top) {
+            return Err(ConfigError::MissingEnd(LayerKind::Top));
+        }
+        if l.last() != Some(&LayerKind::Bottom) {
+            return Err(ConfigError::MissingEnd(LayerKind::Bottom));
+        }
+        for (i, kind) in l.iter().enumerate() {
+            if l[..i].contains(kind) {
+                return Err(ConfigError::DuplicateLayer(*kind));
+            }
+            if (*kind == LayerKind::Top && i != 0)
+                || (*kind == LayerKind::Bottom && i + 1 != l.len())
+            {
+                return Err(ConfigError::MissingEnd(*kind));
+            }
+            if let Some(needs) = kind.needs_below().iter().find(|n| !l[i + 1..].contains(n)) {
+                return Err(ConfigError::NeedsBelow {
+                    layer: *kind,
+                    needs: *needs,
+                });
+            }
+            if let Some(needs) = kind.needs_above().iter().find(|n| !l[..i].contains(n)) {
+                return Err(ConfigError::NeedsAbove {
+                    layer: *kind,
+                    needs: *needs,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The layers, top first.
+    pub fn layers(&self) -> &[LayerKind] {
+        &self.layers
+    }
+
+    /// Whether the stack has this layer.
+    pub fn contains(&self, kind: LayerKind) -> bool {
+        self.layers.contains(&kind)
+    }
+}
+
+impl core::fmt::Display for StackSpec {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, l) in self.layers.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            f.write_str(l.name())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn properties_choose_the_fifo_stack() {
+        let s = StackSpec::from_properties("Frag:Flow").unwrap();
+        assert_eq!(
+            s.to_string(),
+            "Top:Local:Frag:Flow:Pt2pt:Stable:Mnak:Bottom"
+        );
+        let s = StackSpec::from_properties("").unwrap();
+        assert_eq!(s.to_string(), "Top:Local:Pt2pt:Stable:Mnak:Bottom");
+        let s = StackSpec::from_properties("flow:FRAG:Drop").unwrap();
+        assert_eq!(
+            s.to_string(),
+            "Top:Local:Frag:Flow:Pt2pt:Stable:Mnak:Drop:Bottom"
+        );
+    }
+
+    #[test]
+    fn unknown_and_unavailable_properties_are_named() {
+        assert_eq!(
+            StackSpec::from_properties("Frag:Fragg"),
+            Err(ConfigError::UnknownProperty(name("Fragg")))
+        );
+        assert_eq!(
+            StackSpec::from_properties("Gmp:Frag"),
+            Err(ConfigError::PropertyNotAvailable(Property::Gmp))
+        );
+    }
+
+    #[test]
+    fn explicit_stacks_are_checked() {
+        let e = |s: &str| StackSpec::from_layers(s).unwrap_err();
+        assert_eq!(
+            e("Top:Frag:Pt2pt:Mnakk:Bottom"),
+            ConfigError::UnknownLayer(name("Mnakk"))
+        );
+        assert_eq!(
+            e("Top:Sequencer:Bottom"),
+            ConfigError::LayerNotAvailable(name("Sequencer"))
+        );
+        assert_eq!(
+            e("Top:Frag:Pt2pt:Mnak:Bottom"),
+            ConfigError::NeedsAbove {
+                layer: LayerKind::Mnak,
+                needs: LayerKind::Stable
+            }
+        );
+        assert_eq!(
+            e("Top:Pt2pt:Frag:Stable:Mnak:Bottom"),
+            ConfigError::NeedsBelow {
+                layer: LayerKind::Frag,
+                needs: LayerKind::Pt2pt
+            }
+        );
+        assert_eq!(
+            e("Local:Top:Bottom"),
+            ConfigError::MissingEnd(LayerKind::Top)
+        );
+        assert_eq!(e("Top:Pt2pt"), ConfigError::MissingEnd(LayerKind::Bottom));
+        assert_eq!(
+            e("Top:Pt2pt:Pt2pt:Bottom"),
+            ConfigError::DuplicateLayer(LayerKind::Pt2pt)
+        );
+        assert_eq!(
+            e("Top:Drop:Pt2pt:Stable:Mnak:Bottom"),
+            ConfigError::NeedsAbove {
+                layer: LayerKind::Drop,
+                needs: LayerKind::Mnak
+            }
+        );
+        let long = "Top:".repeat(30);
+        assert_eq!(e(&long), ConfigError::TooManyLayers(30));
+    }
+
+    #[test]
+    fn minimal_stacks_are_accepted() {
+        assert!(StackSpec::from_layers("Top:Bottom").is_ok());
+        assert!(StackSpec::from_layers("Top:Pt2pt:Bottom").is_ok());
+        assert!(StackSpec::from_layers("top:local:frag:pt2pt:stable:mnak:drop:bottom").is_ok());
+    }
+}
