@@ -43,7 +43,7 @@ use crate::layers::{Layer, Layers, max_header, on_layer};
 use crate::rng::Rng;
 use crate::stack::{
     Down, Env, FANOUT, Geometry, Item, LayerKind, QUEUE, Queue, Queued, Shared, StackSpec, TO_APP,
-    TxDest, TxQueue, Up,
+    TX_QUEUE, TxDest, TxQueue, Up,
 };
 use crate::stats::Stats;
 use crate::time::{Instant, earliest};
@@ -252,7 +252,7 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             self.stats.malformed += 1;
             return;
         }
-        if self.queue.len() + 2 * FANOUT > QUEUE {
+        if self.stalled() {
             // The application is not draining events: shed load here, where
             // retransmission will make up for it.
             self.stats.backlog += 1;
@@ -277,10 +277,10 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
     /// Runs the timers that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.reclaim();
+        if self.stalled() {
+            return;
+        }
         for pos in 0..self.spec.layers().len() {
-            if self.queue.len() + 2 * FANOUT > QUEUE {
-                break;
-            }
             let kind = self.spec.layers()[pos];
             let due = on_layer!(kind, ref self.layers, l => Layer::<M>::deadline(l))
                 .is_some_and(|d| d <= now);
@@ -366,7 +366,12 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
         if self.pool.free() < 3 * frags + ADMISSION_RESERVE {
             return Err(SendError::WouldBlock);
         }
-        if self.queue.len() + frags + 4 * FANOUT > QUEUE || self.app.is_full() {
+        // Room in the scheduler for every fragment at once, in the event
+        // queue for the self-delivery, and in the transmit queue for every
+        // fragment: a runtime that does not take datagrams slows casts down
+        // rather than losing them.
+        let tx_full = self.tx.len() + frags + FANOUT > TX_QUEUE;
+        if self.stalled() || frags + 4 * FANOUT > QUEUE || self.app.is_full() || tx_full {
             return Err(SendError::WouldBlock);
         }
         if self.spec.contains(LayerKind::Flow) {
@@ -407,6 +412,17 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             Op::Timeout => l.timeout(&mut cx),
             Op::Resume => l.resume(&mut cx),
         });
+    }
+
+    /// Whether the scheduler is waiting for the application to drain events.
+    ///
+    /// `run` empties the queue unless an event for the application finds
+    /// the event queue full; until the application polls, the endpoint takes
+    /// no new input (datagrams are dropped and counted as `backlog`, casts
+    /// get `WouldBlock`, timers wait) so that the scheduler queue never has
+    /// to hold more than one input's worth of events.
+    fn stalled(&self) -> bool {
+        !self.queue.is_empty()
     }
 
     /// Processes queued events until the queue is empty or the application
@@ -562,7 +578,13 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
     }
 
     /// When [`Endpoint::handle_timeout`] should next be called, if ever.
+    ///
+    /// `None` also while events wait to be polled and the endpoint can do
+    /// nothing until they are: drain [`Endpoint::poll_event`] first.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.stalled() {
+            return None;
+        }
         let mut t = None;
         for kind in self.spec.layers() {
             t = earliest(

@@ -488,6 +488,9 @@ pub(crate) struct SlotQueue {
     head: u16,
     tail: u16,
     len: u16,
+    /// Payload bytes queued, kept up to date so that flow control can read
+    /// a backlog without walking the queue.
+    bytes: u32,
 }
 
 impl Default for SlotQueue {
@@ -496,6 +499,7 @@ impl Default for SlotQueue {
             head: NONE,
             tail: NONE,
             len: 0,
+            bytes: 0,
         }
     }
 }
@@ -536,6 +540,7 @@ impl Pool<'_> {
         }
         q.tail = slot;
         q.len += 1;
+        q.bytes += (m.end - m.start) as u32;
         Ok(())
     }
 
@@ -579,6 +584,7 @@ impl Pool<'_> {
             self.set_meta(prev, p);
         }
         q.len += 1;
+        q.bytes += (m.end - m.start) as u32;
         Ok(())
     }
 
@@ -605,6 +611,7 @@ impl Pool<'_> {
             q.tail = NONE;
         }
         q.len -= 1;
+        q.bytes -= (m.end - m.start) as u32;
         let tag = m.tag;
         m.next = NONE;
         self.set_meta(slot, m);
@@ -647,13 +654,7 @@ impl Pool<'_> {
 
     /// Bytes of payload summed over the queue.
     pub(crate) fn queue_bytes(&self, q: &SlotQueue) -> usize {
-        let mut cur = q.head;
-        let mut total = 0;
-        while cur != NONE {
-            total += self.segment_len(cur);
-            cur = self.meta(cur).next;
-        }
-        total
+        q.bytes as usize
     }
 
     /// Frees every message in the queue.

@@ -119,8 +119,11 @@ pub(crate) struct TxItem {
     pub(crate) dest: TxDest,
 }
 
+/// Datagrams ready to send: room for a whole fragmented message beside
+/// control traffic.
+pub(crate) const TX_QUEUE: usize = QUEUE;
 /// Datagrams ready to send.
-pub(crate) type TxQueue = Deque<TxItem, 32>;
+pub(crate) type TxQueue = Deque<TxItem, TX_QUEUE>;
 
 /// What a layer sees while handling an event: the clock, the pool, the view,
 /// the shared board, and the way to emit events.
@@ -224,6 +227,13 @@ impl<const M: usize> Cx<'_, M> {
     /// [`FANOUT`] places for what that message causes.
     pub(crate) fn can_release(&self) -> bool {
         self.room() > 2 * FANOUT
+    }
+
+    /// Whether a layer may start one more optional datagram (a
+    /// retransmission): the transmit queue keeps room for [`FANOUT`]
+    /// datagrams beyond it, so repairs never push out new traffic.
+    pub(crate) fn can_transmit(&self) -> bool {
+        self.tx.len() + 2 * FANOUT < TX_QUEUE
     }
 
     /// Headroom for a message this layer sends down (its own header included).

@@ -28,7 +28,7 @@ use crate::buffer::{Msg, Pool, SlotQueue};
 use crate::id::{Rank, RankSet};
 use crate::layers::Layer;
 use crate::stack::{Backlog, Cx, Down, Up};
-use crate::time::{Instant, earliest};
+use crate::time::Instant;
 
 #[derive(Serialize, Deserialize, MaxSize, Debug, Clone, Copy, PartialEq, Eq)]
 enum CastHdr {
@@ -269,7 +269,7 @@ impl<const M: usize> Mnak<M> {
             .take_while(|seq| *seq < snd.next)
             .take(cx.params.mnak_retrans_max as usize)
         {
-            if !cx.can_release() {
+            if !cx.can_release() || !cx.can_transmit() {
                 return;
             }
             let Some(Ok(mut copy)) = cx.pool.queue_copy(&snd.kept, seq, cx.headroom()) else {
@@ -316,7 +316,11 @@ impl<const M: usize> Mnak<M> {
                 };
             } else {
                 snd.known = snd.known.max(cx.shared.numcast[s.index()]);
-                self.maybe_nak(s, cx);
+                // Without room now, the NAK goes at the next timeout
+                // (`deadline` is due as soon as a gap is known).
+                if cx.can_release() {
+                    self.maybe_nak(s, cx);
+                }
             }
         }
     }
@@ -436,16 +440,22 @@ impl<const M: usize> Layer<M> for Mnak<M> {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        self.senders
-            .iter()
-            .filter(|s| s.has_gap())
-            .map(|s| s.nak_at.map_or(Instant::ZERO, |at| at + self.retry))
-            .fold(None, |acc, t| earliest(acc, Some(t)))
+        let mut due: Option<Instant> = None;
+        for s in self.senders.iter().filter(|s| s.has_gap()) {
+            let t = s.nak_at.map_or(Instant::ZERO, |at| at + self.retry);
+            due = Some(due.map_or(t, |d| d.min(t)));
+        }
+        due
     }
 
     fn timeout(&mut self, cx: &mut Cx<'_, M>) {
         self.retry = cx.params.mnak_nak_retry;
         for s in cx.view.ranks() {
+            // One NAK per sender at most; senders left over wait for the
+            // next timeout, which is already due.
+            if !cx.can_release() {
+                return;
+            }
             if s != cx.me() {
                 self.maybe_nak(s, cx);
             }

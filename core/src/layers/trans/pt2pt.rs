@@ -180,7 +180,7 @@ impl<const M: usize> Pt2pt<M> {
         };
         let tags: heapless::Vec<u32, 16> = cx.pool.queue_tags(&peer.unacked).take(16).collect();
         for seq in tags {
-            if !cx.can_release() {
+            if !cx.can_release() || !cx.can_transmit() {
                 return;
             }
             let Some(Ok(mut copy)) = cx.pool.queue_copy(&peer.unacked, seq, cx.headroom()) else {

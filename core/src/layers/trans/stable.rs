@@ -12,8 +12,10 @@
 //!   has failed.
 //!
 //! Gossip is an unreliable cast of the member's own row. It goes out at once
-//! after `stable_threshold` new casts (so flow-control windows reopen
-//! quickly under load), at the next `stable_sweep` when the row has changed,
+//! after `stable_threshold` new casts, received or sent (so that windows
+//! reopen quickly under load, and so that receivers, who must hear of a
+//! sender's casts from the sender's own row before calling them stable, free
+//! their buffers as fast as the sender frees its own), at the next `stable_sweep` when the row has changed,
 //! and otherwise at a slowly backing-off interval, because a lost gossip in
 //! a quiet group must still be repeated eventually.
 //!
@@ -138,6 +140,14 @@ impl<const M: usize> Stable<M> {
         }
     }
 
+    /// Counts one more reliable cast in my row; gossips at the threshold.
+    fn count_new(&mut self, cx: &mut Cx<'_, M>) {
+        self.new_since_gossip += 1;
+        if self.new_since_gossip >= cx.params.stable_threshold {
+            self.gossip(cx);
+        }
+    }
+
     /// Recomputes the vectors from the matrix and announces them if they moved.
     fn recompute(&mut self, cx: &mut Cx<'_, M>) {
         let n = cx.view.len();
@@ -189,6 +199,11 @@ impl<const M: usize> Layer<M> for Stable<M> {
             Down::Cast { mut msg, reliable } => {
                 if cx.pool.push_header(&mut msg, &Hdr::Data).is_ok() {
                     cx.down(Down::Cast { msg, reliable });
+                    if reliable {
+                        // My own casts are in my row too: the other members
+                        // cannot call them stable before they hear of it.
+                        self.count_new(cx);
+                    }
                 } else {
                     cx.free(msg);
                 }
@@ -218,10 +233,7 @@ impl<const M: usize> Layer<M> for Stable<M> {
                     reliable,
                 });
                 if reliable {
-                    self.new_since_gossip += 1;
-                    if self.new_since_gossip >= cx.params.stable_threshold {
-                        self.gossip(cx);
-                    }
+                    self.count_new(cx);
                 }
             }
             Some(Hdr::Gossip) => self.receive_gossip(from, msg, cx),
