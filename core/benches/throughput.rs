@@ -11,7 +11,6 @@
 //! measured loop comes from the core.
 // Tests and benchmarks fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 // The counting allocator needs `unsafe impl GlobalAlloc`; nothing else here is unsafe.
 #![allow(unsafe_code)]
 

@@ -139,9 +139,16 @@ impl<const M: usize> Mnak<M> {
             cx.free(msg);
             return;
         };
-        let copy = match cx.pool.copy(&msg, 0) {
-            Ok(c) => c,
-            Err(_) => {
+        // The copy is kept until the cast is stable, like an early arrival,
+        // so it must not take the reserve either: a pool filled to the last
+        // slot by kept casts could no longer receive the gossip that makes
+        // them stable, and the group would deadlock.
+        let kept = (cx.pool.free_slots() > RESERVE)
+            .then(|| cx.pool.copy(&msg, 0).ok())
+            .flatten();
+        let copy = match kept {
+            Some(c) => c,
+            None => {
                 // Cannot keep it, so must not deliver it: ask again later.
                 cx.stats.no_buffer += 1;
                 cx.free(msg);
@@ -847,6 +854,50 @@ mod tests {
                 lo: 1,
                 missing: !0b1010
             })
+        );
+        assert_eq!(delivered(&mut h), [(Rank(0), 0)]);
+        m.clear(&mut h.pool());
+        assert_eq!(h.in_use(), 0);
+    }
+
+    #[test]
+    fn kept_casts_leave_the_reserve_for_control_messages() {
+        let mut h = Harness::<4>::new(2, 1);
+        let mut m = Mnak::<4>::new();
+        // Fill the pool until, with the incoming cast, only the reserve is free.
+        let mut fillers = Vec::new();
+        while h.pool().free_slots() > RESERVE + 1 {
+            fillers.push(h.pool().alloc(0).unwrap());
+        }
+        let msg = cast(&mut h, 0, &[0]);
+        h.up(
+            &mut m,
+            Up::Cast {
+                from: Rank(0),
+                msg,
+                reliable: false,
+            },
+        );
+        assert!(
+            delivered(&mut h).is_empty(),
+            "cannot keep it: not delivered"
+        );
+        assert_eq!(h.stats.no_buffer, 1);
+        // It is asked for again, and the reserve is still free for the NAK's answer.
+        let naks = sends(&mut h);
+        assert_eq!(naks.len(), 1);
+        assert_eq!(h.pool().free_slots(), RESERVE + 1);
+        for f in fillers {
+            h.pool().free(f);
+        }
+        let msg = cast(&mut h, 0, &[0]);
+        h.up(
+            &mut m,
+            Up::Cast {
+                from: Rank(0),
+                msg,
+                reliable: false,
+            },
         );
         assert_eq!(delivered(&mut h), [(Rank(0), 0)]);
         m.clear(&mut h.pool());

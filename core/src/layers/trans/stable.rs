@@ -143,7 +143,12 @@ impl<const M: usize> Stable<M> {
     /// Counts one more reliable cast in my row; gossips at the threshold.
     fn count_new(&mut self, cx: &mut Cx<'_, M>) {
         self.new_since_gossip += 1;
-        if self.new_since_gossip >= cx.params.stable_threshold {
+        // A gossip and the Stable events it may cause are more than one
+        // event's FANOUT. When Mnak has just released a run of casts (or
+        // Frag split one) the queue may be nearly full, and gossiping after
+        // each `stable_threshold` of them overflowed it; the gossip waits
+        // for the next cast that finds room, or for the sweep.
+        if self.new_since_gossip >= cx.params.stable_threshold && cx.can_release() {
             self.gossip(cx);
         }
     }
@@ -385,6 +390,47 @@ mod tests {
         h.timeout(&mut s, t);
         assert_eq!(h.stats.stable_gossip, 5);
         let (up, down) = (h.take_up(), h.take_down());
+        h.finish(up);
+        h.finish(down);
+        assert_eq!(h.in_use(), 0);
+    }
+
+    #[test]
+    fn threshold_gossip_waits_for_room_in_the_queue() {
+        let mut h = Harness::<4>::new(2, 0);
+        h.params.stable_threshold = 2;
+        let mut s = Stable::<4>::new();
+        let cast = |h: &mut Harness<4>, s: &mut Stable<4>, n: u32| {
+            h.shared.received[1] = n;
+            let mut m = h.msg(b"app");
+            h.pool().push_header(&mut m, &Hdr::Data).unwrap();
+            h.up(
+                s,
+                Up::Cast {
+                    from: Rank(1),
+                    msg: m,
+                    reliable: true,
+                },
+            );
+        };
+        // As after Mnak released a run of casts: only the room it keeps.
+        h.squeeze_queue(2 * crate::stack::FANOUT);
+        for n in 1..=3 {
+            cast(&mut h, &mut s, n);
+        }
+        assert_eq!(
+            h.stats.stable_gossip, 0,
+            "no gossip while the queue is short"
+        );
+        assert_eq!(h.stats.queue_overflow, 0);
+        h.unsqueeze_queue();
+        cast(&mut h, &mut s, 4);
+        assert_eq!(h.stats.stable_gossip, 1, "the next cast with room gossips");
+        let (up, down) = (h.take_up(), h.take_down());
+        assert_eq!(
+            up.iter().filter(|e| matches!(e, Up::Cast { .. })).count(),
+            4
+        );
         h.finish(up);
         h.finish(down);
         assert_eq!(h.in_use(), 0);

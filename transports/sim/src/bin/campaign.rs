@@ -1,0 +1,263 @@
+//! `campaign`: runs many seeds of the simulator and checks every one.
+//!
+//! ```text
+//! cargo run --release -p consort-sim --bin campaign -- \
+//!     --seeds 2000 --members 5 --properties Frag:Flow --faults loss,dup,reorder
+//! ```
+//!
+//! Everything is validated before the first seed runs. Seeds run in
+//! parallel but are reported in order; each failing seed is printed with its
+//! violations and a command that replays it alone. The last line is always
+//! `N passed, F failed`, and the exit status is non-zero if anything failed.
+
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use clap::Parser;
+use consort_sim::{Exercised, Fault, FaultKind, Protocol, Report, RunConfig, run_report};
+
+/// Violations printed per failing seed; the rest are counted.
+const SHOWN: usize = 12;
+
+/// Run a simulated campaign of seeds against the consort protocol core.
+#[derive(Parser, Debug)]
+#[command(name = "campaign", version)]
+struct Args {
+    /// Number of seeds to run.
+    #[arg(long, default_value_t = 100)]
+    seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
+    /// Members of the group (1 to 64).
+    #[arg(long, default_value_t = 5)]
+    members: usize,
+    /// Group properties, e.g. Frag:Flow (default when no --stack is given).
+    #[arg(long, conflicts_with = "stack")]
+    properties: Option<String>,
+    /// An explicit stack instead of properties, e.g. Top:Local:Pt2pt:Stable:Mnak:Bottom.
+    #[arg(long)]
+    stack: Option<String>,
+    /// Group parameters, name=value separated by ':'.
+    #[arg(long, default_value = "")]
+    params: String,
+    /// Faults, comma-separated: loss, dup, reorder; or "none".
+    #[arg(long, default_value = "loss,dup,reorder")]
+    faults: String,
+    /// Probability that a datagram is lost (needs loss in --faults).
+    #[arg(long)]
+    loss: Option<f64>,
+    /// Probability that a datagram is duplicated (needs dup in --faults).
+    #[arg(long)]
+    dup: Option<f64>,
+    /// Probability that a datagram is delayed past later ones (needs reorder in --faults).
+    #[arg(long)]
+    reorder: Option<f64>,
+    /// Virtual seconds of workload (faults stop with it).
+    #[arg(long, default_value_t = 4.0)]
+    duration: f64,
+    /// Pool slots per endpoint (default: 256 + 128 per member).
+    #[arg(long)]
+    slots: Option<usize>,
+    /// Print one line per seed.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+const DEFAULT_PROPERTIES: &str = "Frag:Flow";
+
+fn default_rate(kind: FaultKind) -> f64 {
+    match kind {
+        FaultKind::Loss => 0.1,
+        FaultKind::Dup => 0.05,
+        FaultKind::Reorder => 0.1,
+    }
+}
+
+/// Turns the arguments into a run configuration, or says what is wrong.
+fn configure(args: &Args) -> Result<RunConfig, String> {
+    let protocol = match (&args.stack, &args.properties) {
+        (Some(s), _) => Protocol::Stack(s.clone()),
+        (None, Some(p)) => Protocol::Properties(p.clone()),
+        (None, None) => Protocol::Properties(DEFAULT_PROPERTIES.into()),
+    };
+    let mut kinds = Vec::new();
+    if !args.faults.trim().eq_ignore_ascii_case("none") {
+        for name in args.faults.split(',') {
+            let k = FaultKind::parse(name).map_err(|e| format!("--faults: {e}"))?;
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
+        }
+    }
+    let given = [
+        (FaultKind::Loss, args.loss),
+        (FaultKind::Dup, args.dup),
+        (FaultKind::Reorder, args.reorder),
+    ];
+    let mut faults = Vec::new();
+    for (kind, rate) in given {
+        if rate.is_some() && !kinds.contains(&kind) {
+            return Err(format!(
+                "--{} is given but {} is not in --faults",
+                kind.name(),
+                kind.name()
+            ));
+        }
+        if kinds.contains(&kind) {
+            let r = rate.unwrap_or(default_rate(kind));
+            if !(0.0..=1.0).contains(&r) {
+                return Err(format!("--{} {r} must be between 0 and 1", kind.name()));
+            }
+            faults.push(match kind {
+                FaultKind::Loss => Fault::Loss(r),
+                FaultKind::Dup => Fault::Dup(r),
+                FaultKind::Reorder => Fault::Reorder(r),
+            });
+        }
+    }
+    if !(args.duration > 0.0 && args.duration <= 3600.0) {
+        return Err(format!(
+            "--duration {} must be in (0, 3600] seconds",
+            args.duration
+        ));
+    }
+    let mut config = RunConfig::new(args.members, protocol);
+    config.params = args.params.clone();
+    config.faults = faults;
+    config.workload.duration = Duration::from_secs_f64(args.duration);
+    config.bound = config.workload.duration + Duration::from_secs(56);
+    config.slots = args.slots;
+    config.validate()?;
+    Ok(config)
+}
+
+/// The command that runs `seed` alone with the same configuration.
+fn replay(config: &RunConfig, args: &Args, seed: u64) -> String {
+    let mut cmd = format!(
+        "cargo run --release -p consort-sim --bin campaign -- --seeds 1 --first-seed {seed} --members {}",
+        config.members
+    );
+    match &config.protocol {
+        Protocol::Properties(p) => cmd += &format!(" --properties {p}"),
+        Protocol::Stack(s) => cmd += &format!(" --stack {s}"),
+    }
+    if !config.params.is_empty() {
+        cmd += &format!(" --params \"{}\"", config.params);
+    }
+    if config.faults.is_empty() {
+        cmd += " --faults none";
+    } else {
+        let names: Vec<&str> = config.faults.iter().map(|f| f.kind().name()).collect();
+        cmd += &format!(" --faults {}", names.join(","));
+        for f in &config.faults {
+            let (Fault::Loss(r) | Fault::Dup(r) | Fault::Reorder(r)) = *f;
+            cmd += &format!(" --{} {r}", f.kind().name());
+        }
+    }
+    cmd += &format!(" --duration {}", args.duration);
+    if let Some(s) = args.slots {
+        cmd += &format!(" --slots {s}");
+    }
+    cmd + " -v"
+}
+
+/// Runs every seed on all cores; reports come back in seed order.
+fn run_all(config: &RunConfig, first: u64, count: u64) -> Result<Vec<Report>, String> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(count.max(1) as usize);
+    let next = AtomicU64::new(0);
+    let results: Mutex<Vec<Option<Result<Report, String>>>> =
+        Mutex::new((0..count).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    let r = run_report(config, first + i);
+                    if let Ok(mut all) = results.lock() {
+                        all[i as usize] = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    let all = results
+        .into_inner()
+        .map_err(|_| "a worker thread panicked".to_string())?;
+    all.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("a seed did not run".into())))
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match configure(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("campaign: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stack = config.validate().map(|s| s.to_string()).unwrap_or_default();
+    let faults: Vec<String> = config
+        .faults
+        .iter()
+        .map(|f| {
+            let (Fault::Loss(r) | Fault::Dup(r) | Fault::Reorder(r)) = *f;
+            format!("{} {r}", f.kind().name())
+        })
+        .collect();
+    println!(
+        "campaign: seeds {}..{}, {} member(s), stack {stack}, faults [{}]",
+        args.first_seed,
+        args.first_seed + args.seeds,
+        config.members,
+        faults.join(", ")
+    );
+    let reports = match run_all(&config, args.first_seed, args.seeds) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("campaign: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut total = Exercised::default();
+    let mut failed = 0u64;
+    for r in &reports {
+        total.add(&r.exercised);
+        if args.verbose {
+            let verdict = if r.passed() { "ok  " } else { "FAIL" };
+            println!("seed {:>6} {verdict} {}", r.seed, r.exercised.one_line());
+        }
+    }
+    println!("{total}");
+    for r in reports.iter().filter(|r| !r.passed()) {
+        failed += 1;
+        println!(
+            "\nseed {} FAILED ({} violations):",
+            r.seed,
+            r.violations.len()
+        );
+        for v in r.violations.iter().take(SHOWN) {
+            println!("  {v}");
+        }
+        if r.violations.len() > SHOWN {
+            println!("  ... and {} more", r.violations.len() - SHOWN);
+        }
+        println!("  replay: {}", replay(&config, &args, r.seed));
+    }
+    let passed = reports.len() as u64 - failed;
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
