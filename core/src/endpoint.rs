@@ -357,11 +357,25 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
         let len = match what {
             Blocked::Cast(l) | Blocked::Send(_, l) => l,
         };
-        let max = self.geometry.max_message;
+        let max = self.max_message();
         if len > max {
             return Err(SendError::TooLarge { len, max });
         }
         let frags = len.div_ceil(self.geometry.frag_payload).max(1);
+        // Every member keeps this member's casts until they are stable (and
+        // this member keeps its sends until they are acknowledged): what one
+        // member may have outstanding must fit in everybody's pool.
+        let window = self.window_slots();
+        let outstanding = match what {
+            Blocked::Cast(_) if self.spec.contains(LayerKind::Mnak) => self.shared.unstable.msgs,
+            Blocked::Send(to, _) if self.spec.contains(LayerKind::Pt2pt) => {
+                self.shared.unacked.get(to.index()).map_or(0, |b| b.msgs)
+            }
+            _ => 0,
+        };
+        if outstanding as usize + frags > window {
+            return Err(SendError::WouldBlock);
+        }
         // Each fragment: itself, Local's copy, and the retransmission copy.
         if self.pool.free() < 3 * frags + ADMISSION_RESERVE {
             return Err(SendError::WouldBlock);
@@ -622,9 +636,24 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
         &self.params
     }
 
-    /// The largest message [`Endpoint::cast`] and [`Endpoint::send`] accept.
+    /// The largest message [`Endpoint::cast`] and [`Endpoint::send`] accept
+    /// in the current view: `frag_max`, or less when the pool must hold the
+    /// windows of many members (see [`Endpoint::window_slots`]).
     pub fn max_message(&self) -> usize {
-        self.geometry.max_message
+        self.geometry
+            .max_message
+            .min(self.window_slots() * self.geometry.frag_payload)
+    }
+
+    /// Pool slots one member's unconfirmed messages may take at every
+    /// member: the pool less its reserves, shared by the members of the
+    /// view, with half kept free for early arrivals, deliveries on their way
+    /// to the application, and stability that one member learns before
+    /// another. This is the memory bound of the protocol, enforced whether
+    /// or not the stack has Flow; Flow adds its byte window on top.
+    pub fn window_slots(&self) -> usize {
+        let shared = self.pool.capacity().saturating_sub(2 * ADMISSION_RESERVE);
+        (shared / (2 * self.view.len().max(1))).max(1)
     }
 
     /// Pool slots: (in use now, most ever in use, total).
@@ -634,6 +663,29 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             self.pool.peak_in_use(),
             self.pool.capacity(),
         )
+    }
+}
+
+/// A summary for debugging: the view, the shared board (each member's row of
+/// acknowledgements, stability, NumCast), backlogs and queue lengths.
+impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> core::fmt::Debug for Endpoint<M, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let n = self.view.len();
+        f.debug_struct("Endpoint")
+            .field("view", &self.view.id())
+            .field("rank", &self.view.my_rank())
+            .field("stack", &format_args!("{}", self.spec))
+            .field("received", &&self.shared.received[..n])
+            .field("stability", &&self.shared.stability[..n])
+            .field("numcast", &&self.shared.numcast[..n])
+            .field("unstable", &self.shared.unstable)
+            .field("unacked", &&self.shared.unacked[..n])
+            .field("pool", &self.pool_usage())
+            .field("queue", &self.queue.len())
+            .field("events", &self.app.len())
+            .field("transmits", &self.tx.len())
+            .field("deadline", &self.poll_timeout())
+            .finish()
     }
 }
 

@@ -618,6 +618,30 @@ impl Pool<'_> {
         Some((tag, Msg { head: slot }))
     }
 
+    /// Removes the last message (the one with the highest tag).
+    pub(crate) fn queue_pop_back(&mut self, q: &mut SlotQueue) -> Option<(u32, Msg)> {
+        if q.head == NONE {
+            return None;
+        }
+        if q.head == q.tail {
+            return self.queue_pop_front(q);
+        }
+        // Singly linked: walk to the one before the tail. Eviction is rare.
+        let mut prev = q.head;
+        while self.meta(prev).next != q.tail {
+            prev = self.meta(prev).next;
+        }
+        let last = q.tail;
+        let mut p = self.meta(prev);
+        p.next = NONE;
+        self.set_meta(prev, p);
+        q.tail = prev;
+        q.len -= 1;
+        let m = self.meta(last);
+        q.bytes -= (m.end - m.start) as u32;
+        Some((m.tag, Msg { head: last }))
+    }
+
     /// Copies the message tagged `tag`, if queued, with `headroom` in front.
     pub(crate) fn queue_copy(
         &mut self,
@@ -762,6 +786,11 @@ mod tests {
         let (tag, m) = pool.queue_pop_front(&mut q).unwrap();
         assert_eq!((tag, pool.head_bytes(&m)), (2, &[2u8][..]));
         pool.free(m);
+        let (tag, m) = pool.queue_pop_back(&mut q).unwrap();
+        assert_eq!((tag, pool.head_bytes(&m)), (9, &[9u8][..]));
+        pool.free(m);
+        assert_eq!(pool.queue_back_tag(&q), Some(7));
+        assert_eq!(pool.queue_bytes(&q), 2);
         pool.queue_clear(&mut q);
         assert!(q.is_empty());
         assert_eq!(st.in_use(), 0);

@@ -160,6 +160,11 @@ impl Sim {
             // pool count judges the protocol, not the simulator.
             n.drain(now, &mut self.net, &mut self.trace);
         }
+        if !quiescent && std::env::var_os("CONSORT_SIM_DUMP").is_some() {
+            for (i, n) in self.nodes.iter().enumerate() {
+                eprintln!("n{i}: {:?}", n.endpoint);
+            }
+        }
         let nodes = self
             .nodes
             .iter()

@@ -135,6 +135,11 @@ impl<const M: usize> Mnak<M> {
 
     /// Delivers the next cast of `s`, keeping it until it is stable.
     fn deliver(&mut self, s: Rank, msg: Msg, cx: &mut Cx<'_, M>) {
+        // Early arrivals are a cache: when the pool is down to its reserve,
+        // they give way to the cast that can be delivered now (they will be
+        // asked for again). Otherwise a pool full of early arrivals that
+        // wait for this very cast would never move.
+        while cx.pool.free_slots() <= RESERVE && self.evict_early_arrival(cx) {}
         let Some(snd) = self.senders.get_mut(s.index()) else {
             cx.free(msg);
             return;
@@ -166,6 +171,26 @@ impl<const M: usize> Mnak<M> {
             msg: copy,
             reliable: true,
         });
+    }
+
+    /// Drops the latest early arrival of the sender with the most of them.
+    fn evict_early_arrival(&mut self, cx: &mut Cx<'_, M>) -> bool {
+        let Some(snd) = self
+            .senders
+            .iter_mut()
+            .filter(|s| !s.ahead.is_empty())
+            .max_by_key(|s| s.ahead.len())
+        else {
+            return false;
+        };
+        match cx.pool.queue_pop_back(&mut snd.ahead) {
+            Some((_, m)) => {
+                cx.stats.no_buffer += 1;
+                cx.free(m);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Delivers early arrivals of `s` that are now in order, while there is room.
@@ -216,13 +241,23 @@ impl<const M: usize> Mnak<M> {
             return;
         }
         let highest = lo + 63 - missing.leading_zeros();
+        // A retry asks for every hole; a NAK between retries asks only for
+        // holes not asked for yet, so that finding a new hole does not fetch
+        // the old ones twice. Only retries move the retry clock, so that a
+        // steady stream of new holes cannot postpone the old ones forever.
         let retry_due = snd
             .nak_at
             .is_none_or(|at| cx.now >= at + cx.params.mnak_nak_retry);
-        if !retry_due && highest < snd.naked_hi {
+        let missing = if retry_due {
+            snd.nak_at = Some(cx.now);
+            missing
+        } else {
+            let asked = snd.naked_hi.saturating_sub(lo);
+            missing & if asked >= 64 { 0 } else { u64::MAX << asked }
+        };
+        if missing == 0 {
             return;
         }
-        snd.nak_at = Some(cx.now);
         snd.naked_hi = snd.naked_hi.max(highest + 1);
         // Ask the sender itself while it lives; otherwise whoever holds most of its casts.
         let failed = &cx.shared.failed;
@@ -803,7 +838,7 @@ mod tests {
     }
 
     #[test]
-    fn one_nak_names_every_hole_and_new_holes_are_asked_at_once() {
+    fn a_nak_names_every_new_hole_and_only_new_holes_until_the_retry() {
         let mut h = Harness::<4>::new(2, 1);
         let mut m = Mnak::<4>::new();
         for seq in [0, 2, 4] {
@@ -829,11 +864,12 @@ mod tests {
                 SendHdr::Nak {
                     origin: Rank(0),
                     lo: 1,
-                    missing: 0b101
+                    missing: 0b100
                 }
             ]
         );
-        // A NAK for 70 missing casts covers the first 64.
+        // NumCast reveals 70 more casts: the NAK names the new holes of the
+        // first 64 (holes 1 and 3 were asked for already).
         h.shared.numcast[0] = 75;
         h.down(&mut m, Down::Stable);
         let down = h.take_down();
@@ -852,10 +888,22 @@ mod tests {
             Some(SendHdr::Nak {
                 origin: Rank(0),
                 lo: 1,
-                missing: !0b1010
+                missing: !0b1111
             })
         );
         assert_eq!(delivered(&mut h), [(Rank(0), 0)]);
+        // The retry asks for every hole again.
+        let t = m.deadline().unwrap();
+        h.timeout(&mut m, t);
+        let retry: Vec<SendHdr> = sends(&mut h).into_iter().map(|n| n.1).collect();
+        assert_eq!(
+            retry,
+            [SendHdr::Nak {
+                origin: Rank(0),
+                lo: 1,
+                missing: !0b1010
+            }]
+        );
         m.clear(&mut h.pool());
         assert_eq!(h.in_use(), 0);
     }
@@ -900,6 +948,53 @@ mod tests {
             },
         );
         assert_eq!(delivered(&mut h), [(Rank(0), 0)]);
+        m.clear(&mut h.pool());
+        assert_eq!(h.in_use(), 0);
+    }
+
+    #[test]
+    fn early_arrivals_give_way_to_a_deliverable_cast() {
+        let mut h = Harness::<4>::new(3, 2);
+        let mut m = Mnak::<4>::new();
+        // Early arrivals from two senders until the pool is at its reserve.
+        let mut seq = 1;
+        while h.pool().free_slots() > RESERVE + 1 {
+            let from = Rank((seq % 2) as u16);
+            let msg = cast(&mut h, seq, &[seq as u8]);
+            h.up(
+                &mut m,
+                Up::Cast {
+                    from,
+                    msg,
+                    reliable: false,
+                },
+            );
+            seq += 1;
+        }
+        let _ = sends(&mut h);
+        // Freeing the NAKs gave slots back: take them again.
+        let mut fillers = Vec::new();
+        while h.pool().free_slots() > RESERVE + 1 {
+            fillers.push(h.pool().alloc(0).unwrap());
+        }
+        let before = h.stats.no_buffer;
+        // The cast both senders' early arrivals wait for can still be delivered.
+        let msg = cast(&mut h, 0, &[0]);
+        h.up(
+            &mut m,
+            Up::Cast {
+                from: Rank(0),
+                msg,
+                reliable: false,
+            },
+        );
+        let got = delivered(&mut h);
+        assert_eq!(got.first(), Some(&(Rank(0), 0)));
+        assert!(h.stats.no_buffer > before, "an early arrival was evicted");
+        let _ = sends(&mut h);
+        for f in fillers {
+            h.pool().free(f);
+        }
         m.clear(&mut h.pool());
         assert_eq!(h.in_use(), 0);
     }

@@ -53,6 +53,10 @@ pub(crate) struct Stable<const M: usize> {
     idle_every: u32,
     /// Reliable casts that passed since the last gossip.
     new_since_gossip: u32,
+    /// Sum of the row last gossiped. Rows only grow, so a different sum is a
+    /// changed row. (The matrix's own row cannot tell: `recompute` refreshes
+    /// it from Mnak without gossiping it.)
+    gossiped_total: u64,
 }
 
 impl<const M: usize> Stable<M> {
@@ -63,15 +67,12 @@ impl<const M: usize> Stable<M> {
             idle_sweeps: 0,
             idle_every: 1,
             new_since_gossip: 0,
+            gossiped_total: 0,
         }
     }
 
     fn my_row_changed(&self, cx: &Cx<'_, M>) -> bool {
-        let n = cx.view.len();
-        let me = cx.me().index();
-        self.acks
-            .get(me)
-            .is_some_and(|row| row[..n] != cx.shared.received[..n])
+        row_total(&cx.shared.received[..cx.view.len()]) != self.gossiped_total
     }
 
     fn gossip(&mut self, cx: &mut Cx<'_, M>) {
@@ -82,6 +83,7 @@ impl<const M: usize> Stable<M> {
         }
         self.new_since_gossip = 0;
         self.idle_sweeps = 0;
+        self.gossiped_total = row_total(&cx.shared.received[..n]);
         let msg = cx.pool.alloc(cx.headroom()).ok().and_then(|mut msg| {
             let mut body = [0u8; 5 * crate::id::MAX_GROUP_SIZE + 5];
             let encoded = postcard::to_slice(&cx.shared.received[..n], &mut body)
@@ -193,6 +195,10 @@ impl<const M: usize> Stable<M> {
             cx.up(Up::Stable);
         }
     }
+}
+
+fn row_total(row: &[u32]) -> u64 {
+    row.iter().map(|v| u64::from(*v)).sum()
 }
 
 impl<const M: usize> Layer<M> for Stable<M> {
@@ -433,6 +439,53 @@ mod tests {
         );
         h.finish(up);
         h.finish(down);
+        assert_eq!(h.in_use(), 0);
+    }
+
+    #[test]
+    fn a_row_changed_by_casts_below_the_threshold_is_gossiped_at_the_next_sweep() {
+        let mut h = Harness::<4>::new(2, 0);
+        let mut s = Stable::<4>::new();
+        let sweep = |h: &mut Harness<4>, s: &mut Stable<4>| {
+            let t = s.deadline().unwrap();
+            h.timeout(s, t);
+            let (up, down) = (h.take_up(), h.take_down());
+            h.finish(up);
+            h.finish(down);
+        };
+        h.shared.received[1] = 1;
+        let m = gossip_from(&mut h, &[0, 0]);
+        h.up(
+            &mut s,
+            Up::Cast {
+                from: Rank(1),
+                msg: m,
+                reliable: false,
+            },
+        );
+        // A quiet group: gossip backs off to every 16 sweeps.
+        for _ in 0..40 {
+            sweep(&mut h, &mut s);
+        }
+        // A cast below the threshold arrives, then a gossip makes Stable
+        // recompute (refreshing its copy of my row without gossiping it).
+        h.shared.received[1] = 2;
+        let m = gossip_from(&mut h, &[2, 2]);
+        h.up(
+            &mut s,
+            Up::Cast {
+                from: Rank(1),
+                msg: m,
+                reliable: false,
+            },
+        );
+        let sent = h.stats.stable_gossip;
+        sweep(&mut h, &mut s);
+        assert_eq!(
+            h.stats.stable_gossip,
+            sent + 1,
+            "the changed row goes at the next sweep"
+        );
         assert_eq!(h.in_use(), 0);
     }
 
