@@ -26,6 +26,7 @@ use embassy_futures::select::{Either3, select3};
 
 use crate::Endpoint;
 use crate::event::Transmit;
+use crate::fmt::Dbg;
 use crate::time::Instant;
 
 /// A source of time and of timers, on the [`Instant`] scale the endpoint uses.
@@ -165,7 +166,7 @@ async fn flush<S: Machine, T: Transport>(machine: &mut S, transport: &mut T) {
         if let Err(e) = transport.send_to(t.destination, t.contents).await {
             // A datagram that cannot be sent is a lost datagram: the
             // reliability layers repair it.
-            warn!("send to {:?} failed: {:?}", t.destination, e);
+            warn!("send to {:?} failed: {:?}", Dbg(t.destination), Dbg(&e));
         }
     }
 }

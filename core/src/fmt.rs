@@ -63,3 +63,20 @@ macro_rules! error {
         { let _ = ($( &$x ),*); }
     }};
 }
+
+/// Logs any `Debug` value, whichever backend is on: `defmt` cannot format
+/// foreign types (a runtime's error, a socket address) by itself.
+pub(crate) struct Dbg<T>(pub(crate) T);
+
+impl<T: core::fmt::Debug> core::fmt::Debug for Dbg<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<T: core::fmt::Debug> defmt::Format for Dbg<T> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{}", defmt::Debug2Format(&self.0));
+    }
+}
