@@ -45,6 +45,13 @@ pub struct Config<'a> {
     pub endpoint: EndpointId,
     /// Seed of the endpoint's random choices (from the runtime's entropy source).
     pub seed: u64,
+    /// Where to look for the group when joining (Ensemble's `gossip_hosts`):
+    /// a few addresses of endpoints that may be members. At most 8 are used.
+    pub seeds: &'a [core::net::SocketAddr],
+    /// The application attaches a message to the views it coordinates
+    /// (Maestro's `viewMsgFlag`): it gets [`Event::ViewMessage`](crate::Event::ViewMessage)
+    /// and answers with `view_message`.
+    pub view_msg: bool,
 }
 
 impl<'a> Config<'a> {
@@ -59,7 +66,21 @@ impl<'a> Config<'a> {
             params: "",
             endpoint,
             seed,
+            seeds: &[],
+            view_msg: false,
         }
+    }
+
+    /// Sets the seed hosts used to find the group.
+    pub fn seeds(mut self, seeds: &'a [core::net::SocketAddr]) -> Self {
+        self.seeds = seeds;
+        self
+    }
+
+    /// Asks for view messages (the coordinator's application attaches bytes to each view).
+    pub fn view_messages(mut self, on: bool) -> Self {
+        self.view_msg = on;
+        self
     }
 
     /// Chooses the stack from properties.
@@ -117,6 +138,31 @@ pub struct Params {
     /// `drop_rate`: fraction of received messages the Drop layer discards.
     /// Default 0.01 (Ensemble's).
     pub drop_rate: f32,
+    /// `gmp_retry`: how often a view change repeats a message a member has
+    /// not answered (Block, Cut, the view itself). Default 100 ms.
+    pub gmp_retry: Duration,
+    /// `gmp_timeout`: a member that has not answered a view change for this
+    /// long is treated as failed, and a member whose coordinator has been
+    /// silent this long during a view change suspects it. Default 2 s.
+    pub gmp_timeout: Duration,
+    /// `suspect_sweep`: how often Suspect pings the view. Default 1 s (Ensemble's).
+    pub suspect_sweep: Duration,
+    /// `suspect_max_idle`: sweeps without hearing from a member before
+    /// Suspect suspects it. Default 15 (Ensemble's): a crashed member is
+    /// suspected 15 to 16 s after it last spoke.
+    pub suspect_max_idle: u32,
+    /// `heal_sweep`: how often a coordinator announces its view to the seed
+    /// hosts and to former members, so that singletons join and partitions
+    /// merge. Default 1 s.
+    pub heal_sweep: Duration,
+    /// `heartbeat_rate`: period of the application's `Heartbeat` event
+    /// (Maestro's `heartbeatRate`); 0 turns it off. Default 0.
+    pub heartbeat_rate: Duration,
+    /// `primary_quorum`: members a view needs to be primary when it knows of
+    /// no earlier primary view (the group's first views). Set it to a
+    /// majority of the group's expected size, or two endpoints started apart
+    /// could both call their first views primary. Default 1.
+    pub primary_quorum: u32,
 }
 
 impl Default for Params {
@@ -131,13 +177,20 @@ impl Default for Params {
             frag_max: 0,
             flow_window: 50_000,
             drop_rate: 0.01,
+            gmp_retry: Duration::from_millis(100),
+            gmp_timeout: Duration::from_secs(2),
+            suspect_sweep: Duration::from_secs(1),
+            suspect_max_idle: 15,
+            heal_sweep: Duration::from_secs(1),
+            heartbeat_rate: Duration::ZERO,
+            primary_quorum: 1,
         }
     }
 }
 
 impl Params {
     /// Every parameter name, for documentation and error messages.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 16] = [
         "stable_sweep",
         "stable_threshold",
         "mnak_nak_retry",
@@ -147,6 +200,13 @@ impl Params {
         "frag_max",
         "flow_window",
         "drop_rate",
+        "gmp_retry",
+        "gmp_timeout",
+        "suspect_sweep",
+        "suspect_max_idle",
+        "heal_sweep",
+        "heartbeat_rate",
+        "primary_quorum",
     ];
 
     /// Parses settings over the defaults.
@@ -174,24 +234,23 @@ impl Params {
                 name: name(key),
                 value: name(value),
             };
+            // Value kinds: a positive duration, any duration, an integer with a floor.
+            let period = || {
+                parse_duration(value)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(bad)
+            };
+            let duration = || parse_duration(value).ok_or_else(bad);
+            let int = |min| parse_u32(value, min).ok_or_else(bad);
             match key {
-                "stable_sweep" => {
-                    p.stable_sweep =
-                        positive(parse_duration(value).ok_or_else(bad)?).ok_or_else(bad)?
-                }
-                "stable_threshold" => p.stable_threshold = parse_u32(value, 1).ok_or_else(bad)?,
-                "mnak_nak_retry" => {
-                    p.mnak_nak_retry =
-                        positive(parse_duration(value).ok_or_else(bad)?).ok_or_else(bad)?
-                }
-                "mnak_retrans_max" => p.mnak_retrans_max = parse_u32(value, 1).ok_or_else(bad)?,
-                "pt2pt_sweep" => {
-                    p.pt2pt_sweep =
-                        positive(parse_duration(value).ok_or_else(bad)?).ok_or_else(bad)?
-                }
-                "frag_size" => p.frag_size = parse_u32(value, 0).ok_or_else(bad)?,
-                "frag_max" => p.frag_max = parse_u32(value, 0).ok_or_else(bad)?,
-                "flow_window" => p.flow_window = parse_u32(value, 1).ok_or_else(bad)?,
+                "stable_sweep" => p.stable_sweep = period()?,
+                "stable_threshold" => p.stable_threshold = int(1)?,
+                "mnak_nak_retry" => p.mnak_nak_retry = period()?,
+                "mnak_retrans_max" => p.mnak_retrans_max = int(1)?,
+                "pt2pt_sweep" => p.pt2pt_sweep = period()?,
+                "frag_size" => p.frag_size = int(0)?,
+                "frag_max" => p.frag_max = int(0)?,
+                "flow_window" => p.flow_window = int(1)?,
                 "drop_rate" => {
                     p.drop_rate = value
                         .parse::<f32>()
@@ -199,15 +258,18 @@ impl Params {
                         .filter(|r| (0.0..=1.0).contains(r))
                         .ok_or_else(bad)?
                 }
+                "gmp_retry" => p.gmp_retry = period()?,
+                "gmp_timeout" => p.gmp_timeout = period()?,
+                "suspect_sweep" => p.suspect_sweep = period()?,
+                "suspect_max_idle" => p.suspect_max_idle = int(1)?,
+                "heal_sweep" => p.heal_sweep = period()?,
+                "heartbeat_rate" => p.heartbeat_rate = duration()?,
+                "primary_quorum" => p.primary_quorum = int(1)?,
                 _ => return Err(ConfigError::UnknownParam(name(key))),
             }
         }
         Ok(p)
     }
-}
-
-fn positive(d: Duration) -> Option<Duration> {
-    (!d.is_zero()).then_some(d)
 }
 
 fn parse_u32(s: &str, min: u32) -> Option<u32> {

@@ -34,6 +34,13 @@ pub enum ConfigError {
     PropertyNotAvailable(Property),
     /// A layer name that consort does not know, e.g. `"Mnakk"`.
     UnknownLayer(Name),
+    /// A property that needs another property, e.g. Sync needs Gmp.
+    PropertyNeeds {
+        /// The property with the requirement.
+        property: Property,
+        /// What it needs.
+        needs: Property,
+    },
     /// An Ensemble layer name that this version does not provide yet.
     LayerNotAvailable(Name),
     /// The same layer twice in one stack.
@@ -69,6 +76,10 @@ pub enum ConfigError {
     MalformedParam(Name),
     /// The group name is empty.
     EmptyGroupName,
+    /// The group name is longer than 64 bytes.
+    GroupNameTooLong(usize),
+    /// The parameter string is longer than 256 bytes.
+    ParamsTooLong(usize),
     /// The view has more members than the endpoint's profile holds.
     TooManyMembers {
         /// Members in the view.
@@ -115,6 +126,9 @@ impl core::fmt::Display for ConfigError {
                 )
             }
             UnknownLayer(l) => write!(f, "unknown layer {l:?}"),
+            PropertyNeeds { property, needs } => {
+                write!(f, "property {property:?} needs property {needs:?}")
+            }
             LayerNotAvailable(l) => {
                 write!(f, "layer {l:?} is not available in this version of consort")
             }
@@ -130,6 +144,11 @@ impl core::fmt::Display for ConfigError {
             BadParam { name, value } => write!(f, "bad value {value:?} for parameter {name:?}"),
             MalformedParam(s) => write!(f, "parameter setting {s:?} is not of the form name=value"),
             EmptyGroupName => write!(f, "the group name is empty"),
+            GroupNameTooLong(n) => write!(f, "the group name is {n} bytes long; the limit is 64"),
+            ParamsTooLong(n) => write!(
+                f,
+                "the parameter string is {n} bytes long; the limit is 256"
+            ),
             TooManyMembers { members, capacity } => {
                 write!(
                     f,
@@ -182,6 +201,10 @@ pub enum SendError {
     NoSuchMember(u16),
     /// Point-to-point sends to oneself are not carried.
     SendToSelf,
+    /// No member has this endpoint id in the current view.
+    NotAMember(u64),
+    /// This member has left the group.
+    Exited,
 }
 
 impl core::fmt::Display for SendError {
@@ -196,6 +219,10 @@ impl core::fmt::Display for SendError {
             }
             SendError::NoSuchMember(r) => write!(f, "no member with rank {r} in the current view"),
             SendError::SendToSelf => write!(f, "cannot send point-to-point to oneself"),
+            SendError::NotAMember(id) => {
+                write!(f, "endpoint {id:#x} is not a member of the current view")
+            }
+            SendError::Exited => write!(f, "this member has left the group"),
         }
     }
 }

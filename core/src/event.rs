@@ -4,6 +4,8 @@ use core::net::SocketAddr;
 
 use crate::buffer::Segments;
 use crate::id::{EndpointId, Rank};
+use crate::time::Instant;
+use crate::view::{Member, View};
 
 /// Something the application should know about.
 ///
@@ -11,7 +13,34 @@ use crate::id::{EndpointId, Rank};
 /// endpoint again (the borrow checker makes sure of it).
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum Event<'a> {
+pub enum Event<'a, const M: usize = 256> {
+    /// A new view is installed (Maestro's `AcceptedView`): everything of
+    /// the previous view has been delivered, everything after this is of
+    /// the new one. `message` is what the coordinator's application attached
+    /// (empty if none).
+    View {
+        /// The view.
+        view: &'a View<M>,
+        /// The view message.
+        message: Payload<'a>,
+    },
+    /// A view change has begun (Maestro's `Block`): the application may still
+    /// cast, then answers with `block_ok`.
+    Block,
+    /// This member coordinates the next view, which is about to be
+    /// installed with these members: answer with `view_message` (Maestro's
+    /// `ViewMsg` callback). Only with `Config::view_msg`.
+    ViewMessage {
+        /// The members of the next view.
+        members: &'a [Member],
+    },
+    /// The heartbeat period has passed (Maestro's `Heartbeat`).
+    Heartbeat {
+        /// The time given with the input that found it due.
+        time: Instant,
+    },
+    /// This member has left the group: the last event it ever gets.
+    Exit,
     /// A cast from a member of the view (possibly this one).
     Cast {
         /// The sender's rank.
@@ -63,6 +92,14 @@ impl<'a> Payload<'a> {
     pub(crate) fn new(segments: Segments<'a>) -> Self {
         let len = segments.clone().map(<[u8]>::len).sum();
         Payload { segments, len }
+    }
+
+    /// A payload of no bytes.
+    pub(crate) fn empty() -> Self {
+        Payload {
+            segments: Segments::empty(),
+            len: 0,
+        }
     }
 
     /// Length in bytes.

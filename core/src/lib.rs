@@ -48,11 +48,11 @@ pub mod wire;
 
 pub use buffer::SLOT_OVERHEAD;
 pub use config::{Config, Params, Protocol};
-pub use endpoint::{Endpoint, MAX_FRAGMENTS, SEAL_RESERVE};
+pub use endpoint::{Endpoint, MAX_FRAGMENTS, RequestError, SEAL_RESERVE, SendView, Status};
 pub use error::{ConfigError, Name, SendError};
 pub use event::{BufferTooSmall, Event, Payload, Transmit};
 pub use id::{EndpointId, GroupId, MAX_GROUP_SIZE, Rank, RankSet, ViewId};
 pub use profile::{ServerEndpoint, SmallEndpoint};
 pub use stats::Stats;
 pub use time::Instant;
-pub use view::{Member, View};
+pub use view::{Member, VERSION, View};

@@ -22,6 +22,17 @@
 
 use crate::buffer::SLOT_OVERHEAD;
 
+/// Storage an endpoint of up to `members` members needs for `slots` slots
+/// of `slot_size` bytes: the slots and their bookkeeping, then Stable's
+/// `members × members` matrix of 4-byte counters.
+///
+/// ```
+/// assert_eq!(consort_core::profile::storage_bytes(2, 100, 10), 10 * (100 + consort_core::SLOT_OVERHEAD) + 16);
+/// ```
+pub const fn storage_bytes(members: usize, slot_size: usize, slots: usize) -> usize {
+    slots * (slot_size + SLOT_OVERHEAD) + members * members * 4
+}
+
 /// The numbers that size an endpoint.
 pub trait Profile {
     /// Most members in a view.
@@ -30,8 +41,8 @@ pub trait Profile {
     const SLOT_SIZE: usize;
     /// Pool slots.
     const SLOTS: usize;
-    /// Bytes of pool storage.
-    const POOL_BYTES: usize = Self::SLOTS * (Self::SLOT_SIZE + SLOT_OVERHEAD);
+    /// Bytes of storage to give the endpoint: the pool, and Stable's matrix.
+    const POOL_BYTES: usize = storage_bytes(Self::MEMBERS, Self::SLOT_SIZE, Self::SLOTS);
 }
 
 /// A small board: 8 members, 512-byte datagrams, 96 slots (about 50 KB of pool).
@@ -45,7 +56,7 @@ impl Profile for Small {
 }
 
 /// A server: 256 members, Ethernet-sized datagrams (1472 bytes, no IP
-/// fragmentation), 4096 slots (about 6 MB of pool, so it belongs on the heap).
+/// fragmentation), 4096 slots (about 6 MB of storage, so it belongs on the heap).
 #[derive(Debug, Clone, Copy)]
 pub struct Server;
 

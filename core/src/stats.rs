@@ -61,4 +61,18 @@ pub struct Stats {
     pub test_drops: u64,
     /// Partial messages discarded by Frag (too many fragments, or out of sequence).
     pub frag_discarded: u64,
+    /// Members newly suspected by this endpoint's failure detector.
+    pub suspicions: u64,
+    /// View-change attempts this endpoint started as coordinator.
+    pub view_attempts: u64,
+    /// Attempts abandoned because a member did not answer in `gmp_timeout`.
+    pub view_timeouts: u64,
+    /// Views installed (the first view included).
+    pub views: u64,
+    /// Merges this endpoint asked for as a junior coordinator.
+    pub merge_requests: u64,
+    /// View announcements sent by Heal.
+    pub announcements: u64,
+    /// Sends held for the next view whose destination did not come into it.
+    pub sends_to_departed: u64,
 }

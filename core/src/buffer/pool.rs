@@ -305,6 +305,25 @@ impl<'a> Pool<'a> {
         Segments::new(self.arena, self.st.slot_size as usize, msg)
     }
 
+    /// Copies the message's bytes from `offset` into `out`; returns how many.
+    pub(crate) fn read_at(&self, msg: &Msg, mut offset: usize, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        for seg in Segments::new(self.arena, self.st.slot_size as usize, msg) {
+            if offset >= seg.len() {
+                offset -= seg.len();
+                continue;
+            }
+            let take = (seg.len() - offset).min(out.len() - n);
+            out[n..n + take].copy_from_slice(&seg[offset..offset + take]);
+            n += take;
+            offset = 0;
+            if n == out.len() {
+                break;
+            }
+        }
+        n
+    }
+
     /// The bytes of the message's first slot (all of it for a one-slot message).
     pub(crate) fn head_bytes(&self, msg: &Msg) -> &[u8] {
         let m = self.meta(msg.head);
@@ -330,6 +349,33 @@ impl<'a> Pool<'a> {
         m.end = end as u16;
         self.set_meta(tail, m);
         Ok(())
+    }
+
+    /// Lets `write` fill the free room at the end of the message's last slot
+    /// and keeps what it says it wrote: how a body is encoded in place.
+    pub(crate) fn write_tail(
+        &mut self,
+        msg: &mut Msg,
+        write: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> Result<(), PoolError> {
+        let tail = self.segment_ids(msg).last().unwrap_or(msg.head);
+        let mut m = self.meta(tail);
+        let end = m.end as usize;
+        let room = &mut self.data_mut(tail)[end..];
+        let used = write(room).ok_or(PoolError::NoRoom)?;
+        m.end = (end + used) as u16;
+        self.set_meta(tail, m);
+        Ok(())
+    }
+
+    /// The bytes of each message in a queue, in order (the queue's
+    /// one-slot messages are linked like the slots of a chain).
+    pub(crate) fn queue_slices<'p>(&'p self, q: &SlotQueue) -> QueueSlices<'p> {
+        Segments {
+            arena: self.arena,
+            slot_size: self.st.slot_size as usize,
+            slot: q.head,
+        }
     }
 
     /// Puts bytes in front of the message (in its first slot's headroom).
@@ -459,6 +505,15 @@ impl<'a> Segments<'a> {
             slot: msg.head,
         }
     }
+
+    /// No segments at all.
+    pub(crate) fn empty() -> Self {
+        Segments {
+            arena: &[],
+            slot_size: 0,
+            slot: NONE,
+        }
+    }
 }
 
 impl<'a> Iterator for Segments<'a> {
@@ -477,6 +532,9 @@ impl<'a> Iterator for Segments<'a> {
         self.arena.get(data + start..data + end)
     }
 }
+
+/// The bytes of a queue's messages, in order.
+pub(crate) type QueueSlices<'a> = Segments<'a>;
 
 /// An ordered queue of one-slot messages, each with a `u32` tag, threaded
 /// through the pool's own links (no storage of its own beyond three numbers).

@@ -25,12 +25,16 @@
 mod app;
 mod debug;
 mod flow;
+mod gossip;
 mod trans;
+mod vsync;
 
 pub(crate) use app::{Local, Top};
 pub(crate) use debug::DropLayer;
 pub(crate) use flow::Flow;
+pub(crate) use gossip::{Heal, Switch};
 pub(crate) use trans::{Bottom, Frag, Mnak, Pt2pt, Stable};
+pub(crate) use vsync::{Gmp, HELD_MAX, Primary, Slander, Suspect, Sync};
 
 use crate::buffer::Pool;
 use crate::stack::{Cx, Down, LayerKind, Up};
@@ -66,8 +70,12 @@ pub(crate) trait Layer<const M: usize> {
 
     /// Gives every buffered message back to the pool (when a stack is torn
     /// down at a view change).
-    #[cfg_attr(not(test), allow(dead_code))]
     fn clear(&mut self, _pool: &mut Pool<'_>) {}
+
+    /// Starts the view now in `cx.view`: per-view state back to its initial
+    /// value (after `clear`). Layers that carry something across views (Sync's
+    /// held casts, Heal's former members) keep it and may act on it here.
+    fn install(&mut self, _cx: &mut Cx<'_, M>) {}
 
     /// The largest header the layer pushes on one message.
     fn max_header() -> usize
@@ -79,6 +87,13 @@ pub(crate) trait Layer<const M: usize> {
 /// use and in what order.
 pub(crate) struct Layers<const M: usize> {
     pub(crate) top: Top,
+    pub(crate) primary: Primary,
+    pub(crate) switch: Switch,
+    pub(crate) heal: Heal<M>,
+    pub(crate) gmp: Gmp<M>,
+    pub(crate) slander: Slander,
+    pub(crate) sync: Sync,
+    pub(crate) suspect: Suspect<M>,
     pub(crate) local: Local,
     pub(crate) frag: Frag<M>,
     pub(crate) flow: Flow,
@@ -103,6 +118,13 @@ macro_rules! on_layer {
         use $crate::stack::LayerKind as K;
         match $kind {
             K::Top => { let $l = $($b)* $layers.top; $body }
+            K::Primary => { let $l = $($b)* $layers.primary; $body }
+            K::Switch => { let $l = $($b)* $layers.switch; $body }
+            K::Heal => { let $l = $($b)* $layers.heal; $body }
+            K::Gmp => { let $l = $($b)* $layers.gmp; $body }
+            K::Slander => { let $l = $($b)* $layers.slander; $body }
+            K::Sync => { let $l = $($b)* $layers.sync; $body }
+            K::Suspect => { let $l = $($b)* $layers.suspect; $body }
             K::Local => { let $l = $($b)* $layers.local; $body }
             K::Frag => { let $l = $($b)* $layers.frag; $body }
             K::Flow => { let $l = $($b)* $layers.flow; $body }
@@ -120,6 +142,13 @@ pub(crate) use on_layer;
 pub(crate) fn max_header<const M: usize>(kind: LayerKind) -> usize {
     match kind {
         LayerKind::Top => <Top as Layer<M>>::max_header(),
+        LayerKind::Primary => <Primary as Layer<M>>::max_header(),
+        LayerKind::Switch => <Switch as Layer<M>>::max_header(),
+        LayerKind::Heal => <Heal<M> as Layer<M>>::max_header(),
+        LayerKind::Gmp => <Gmp<M> as Layer<M>>::max_header(),
+        LayerKind::Slander => <Slander as Layer<M>>::max_header(),
+        LayerKind::Sync => <Sync as Layer<M>>::max_header(),
+        LayerKind::Suspect => <Suspect<M> as Layer<M>>::max_header(),
         LayerKind::Local => <Local as Layer<M>>::max_header(),
         LayerKind::Frag => <Frag<M> as Layer<M>>::max_header(),
         LayerKind::Flow => <Flow as Layer<M>>::max_header(),
@@ -131,10 +160,27 @@ pub(crate) fn max_header<const M: usize>(kind: LayerKind) -> usize {
     }
 }
 
+/// What the layers need to know beyond the parameters.
+pub(crate) struct Setup<'a> {
+    pub(crate) group: crate::id::GroupId,
+    pub(crate) seeds: &'a [core::net::SocketAddr],
+    pub(crate) view_msg: bool,
+    /// The stack has Sync, so Gmp's views are virtually synchronous.
+    pub(crate) sync: bool,
+}
+
 impl<const M: usize> Layers<M> {
-    pub(crate) fn new(params: &crate::config::Params, group: crate::id::GroupId) -> Self {
+    pub(crate) fn new(params: &crate::config::Params, setup: &Setup<'_>) -> Self {
+        let group = setup.group;
         Layers {
-            top: Top,
+            top: Top::new(setup.view_msg),
+            primary: Primary,
+            switch: Switch::default(),
+            heal: Heal::new(setup.seeds),
+            gmp: Gmp::new(setup.sync),
+            slander: Slander::default(),
+            sync: Sync::default(),
+            suspect: Suspect::new(),
             local: Local,
             frag: Frag::new(params),
             flow: Flow::new(params),

@@ -9,13 +9,13 @@ use core::net::{Ipv4Addr, SocketAddr};
 
 use crate::buffer::{Msg, Pool, PoolState, SLOT_OVERHEAD};
 use crate::config::Params;
-use crate::id::{EndpointId, GroupId, Rank, ViewId};
+use crate::id::{EndpointId, Rank, ViewId};
 use crate::layers::Layer;
 use crate::rng::Rng;
 use crate::stack::{Down, Env, Geometry, Item, Queue, Shared, TO_APP, TxQueue, Up};
 use crate::stats::Stats;
 use crate::time::Instant;
-use crate::view::{Member, View};
+use crate::view::{Member, View, ViewState};
 
 /// Slot size of the harness pool.
 pub(crate) const SLOT: usize = 256;
@@ -25,6 +25,7 @@ pub(crate) const HEADROOM: usize = 96;
 /// One layer under test, at position 1 of a three-layer stack.
 pub(crate) struct Harness<const M: usize> {
     arena: Vec<u8>,
+    acks: Vec<u8>,
     pub(crate) pool: PoolState,
     pub(crate) view: View<M>,
     pub(crate) shared: Shared<M>,
@@ -58,21 +59,24 @@ impl<const M: usize> Harness<M> {
                 addr: addr(r as u16),
             });
         }
-        let view = View::new(
-            GroupId::from_name("test"),
-            ViewId {
+        let state = ViewState {
+            id: ViewId {
                 ltime: 1,
                 coordinator: EndpointId(100),
             },
             members,
-            Rank(me),
-        );
+            primary: false,
+            lineage: Default::default(),
+            stack: crate::stack::StackSpec::from_properties("").unwrap(),
+        };
+        let view = View::first("test", "", state, Rank(me));
         let mut headroom = heapless::Vec::new();
         for _ in 0..=crate::stack::MAX_LAYERS {
             let _ = headroom.push(HEADROOM as u16);
         }
         Harness {
             arena,
+            acks: std::vec![0u8; crate::stack::Acks::bytes_for(M)],
             pool,
             view,
             shared: Shared::new(),
@@ -144,6 +148,7 @@ impl<const M: usize> Harness<M> {
             stats: &mut self.stats,
             rng: &mut self.rng,
             tx: &mut self.tx,
+            acks: crate::stack::Acks::new(&mut self.acks, M),
             geometry: &self.geometry,
             queue: &mut self.queue,
         };
@@ -175,6 +180,11 @@ impl<const M: usize> Harness<M> {
     pub(crate) fn timeout<L: Layer<M>>(&mut self, layer: &mut L, now: Instant) {
         self.now = now;
         self.run(layer, |l, cx| l.timeout(cx));
+    }
+
+    /// Lets the layer start the harness's view.
+    pub(crate) fn run_install<L: Layer<M>>(&mut self, layer: &mut L) {
+        self.run(layer, |l, cx| l.install(cx));
     }
 
     /// Lets the layer continue pending work.

@@ -26,7 +26,7 @@ use crate::id::{Rank, RankSet};
 use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::time::Instant;
-use crate::view::View;
+use crate::view::{View, ViewState};
 
 /// Events the scheduler can hold at once.
 pub(crate) const QUEUE: usize = 64;
@@ -72,8 +72,24 @@ pub(crate) struct Shared<const M: usize> {
     pub(crate) unstable: Backlog,
     /// Pt2pt: my sends to each member not yet acknowledged.
     pub(crate) unacked: [Backlog; M],
-    /// Membership: members considered failed in this view.
+    /// Gmp: members considered failed in the view change under way: no one
+    /// sends to them, stability does not wait for them.
     pub(crate) failed: RankSet,
+    /// Sync: casts Mnak may deliver from each member (`u32::MAX`: no limit).
+    /// During a view change, a failed member's are frozen, then everyone's
+    /// are set to the cut.
+    pub(crate) limit: [u32; M],
+    /// Sync: a cut is being delivered; Mnak reports when it is reached.
+    pub(crate) cut_active: bool,
+    /// Gmp: for each member, a survivor that holds its casts up to the cut.
+    pub(crate) cut_holder: [Option<Rank>; M],
+    /// Gmp (coordinator): the view being proposed, annotated on its way up
+    /// by Primary and Switch.
+    pub(crate) proposal: Option<ViewState<M>>,
+    /// Gmp: the view to install next.
+    pub(crate) next: Option<ViewState<M>>,
+    /// Sync: casts and sends held for the next view.
+    pub(crate) held: Backlog,
 }
 
 impl<const M: usize> Shared<M> {
@@ -86,7 +102,66 @@ impl<const M: usize> Shared<M> {
             unstable: Backlog::default(),
             unacked: [Backlog::default(); M],
             failed: RankSet::EMPTY,
+            limit: [u32::MAX; M],
+            cut_active: false,
+            cut_holder: [None; M],
+            proposal: None,
+            next: None,
+            held: Backlog::default(),
         }
+    }
+
+    /// Starts a new view: every per-view vector back to its initial value;
+    /// what Sync holds for the new view stays.
+    pub(crate) fn reset_for_view(&mut self) {
+        let held = self.held;
+        *self = Shared::new();
+        self.held = held;
+    }
+}
+
+/// Stable's acknowledgement matrix: `M × M` counters kept in the caller's
+/// storage after the pool slots, so that an endpoint of hundreds of members
+/// is not a value of hundreds of kilobytes (which a debug build copies
+/// around on the stack).
+pub(crate) struct Acks<'a> {
+    bytes: &'a mut [u8],
+    width: usize,
+}
+
+impl<'a> Acks<'a> {
+    /// Bytes a matrix for `members` takes.
+    pub(crate) const fn bytes_for(members: usize) -> usize {
+        members * members * 4
+    }
+
+    pub(crate) fn new(bytes: &'a mut [u8], width: usize) -> Self {
+        Acks { bytes, width }
+    }
+
+    fn at(&self, t: usize, s: usize) -> usize {
+        (t * self.width + s) * 4
+    }
+
+    /// `acks[t][s]` (0 outside the matrix).
+    pub(crate) fn get(&self, t: usize, s: usize) -> u32 {
+        let i = self.at(t, s);
+        self.bytes
+            .get(i..i + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// Sets `acks[t][s]` (ignored outside the matrix).
+    pub(crate) fn set(&mut self, t: usize, s: usize, v: u32) {
+        let i = self.at(t, s);
+        if let Some(b) = self.bytes.get_mut(i..i + 4) {
+            b.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// Every counter back to zero.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.fill(0);
     }
 }
 
@@ -107,8 +182,7 @@ pub(crate) struct Geometry {
 pub(crate) enum TxDest {
     /// Members of the current view.
     Ranks(RankSet),
-    /// An address outside the view.
-    #[allow(dead_code)] // used once membership sends to non-members
+    /// An address, perhaps outside the view.
     Addr(SocketAddr),
 }
 
@@ -144,6 +218,8 @@ pub(crate) struct Cx<'a, const M: usize> {
     pub(crate) rng: &'a mut Rng,
     /// Outgoing datagrams (Bottom only).
     pub(crate) tx: &'a mut TxQueue,
+    /// Stable's matrix.
+    pub(crate) acks: Acks<'a>,
     pub(crate) geometry: &'a Geometry,
     queue: &'a mut Queue,
     pos: u8,
@@ -160,6 +236,7 @@ pub(crate) struct Env<'a, const M: usize> {
     pub(crate) stats: &'a mut Stats,
     pub(crate) rng: &'a mut Rng,
     pub(crate) tx: &'a mut TxQueue,
+    pub(crate) acks: Acks<'a>,
     pub(crate) geometry: &'a Geometry,
     pub(crate) queue: &'a mut Queue,
 }
@@ -176,6 +253,7 @@ impl<'a, const M: usize> Env<'a, M> {
             stats: self.stats,
             rng: self.rng,
             tx: self.tx,
+            acks: self.acks,
             geometry: self.geometry,
             queue: self.queue,
             pos: pos as u8,

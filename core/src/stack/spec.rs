@@ -21,6 +21,20 @@ pub const MAX_LAYERS: usize = 24;
 pub enum LayerKind {
     /// The application's end of the stack.
     Top,
+    /// Marks views primary (majority of the last primary view).
+    Primary,
+    /// Carries a protocol change into the next view.
+    Switch,
+    /// Announces views so that joiners and partitions merge.
+    Heal,
+    /// Group membership: elections, view changes, leaves, merges.
+    Gmp,
+    /// Shares failure suspicions with the coordinator.
+    Slander,
+    /// Virtual synchrony: blocks, holds next-view casts, delivers the cut.
+    Sync,
+    /// Failure detection by pings.
+    Suspect,
     /// Delivers a member's own casts back to it.
     Local,
     /// Fragments large messages and reassembles them.
@@ -41,8 +55,15 @@ pub enum LayerKind {
 
 impl LayerKind {
     /// Every layer this version provides.
-    pub const ALL: [LayerKind; 9] = [
+    pub const ALL: [LayerKind; 16] = [
         LayerKind::Top,
+        LayerKind::Primary,
+        LayerKind::Switch,
+        LayerKind::Heal,
+        LayerKind::Gmp,
+        LayerKind::Slander,
+        LayerKind::Sync,
+        LayerKind::Suspect,
         LayerKind::Local,
         LayerKind::Frag,
         LayerKind::Flow,
@@ -57,6 +78,13 @@ impl LayerKind {
     pub const fn name(self) -> &'static str {
         match self {
             LayerKind::Top => "Top",
+            LayerKind::Primary => "Primary",
+            LayerKind::Switch => "Switch",
+            LayerKind::Heal => "Heal",
+            LayerKind::Gmp => "Gmp",
+            LayerKind::Slander => "Slander",
+            LayerKind::Sync => "Sync",
+            LayerKind::Suspect => "Suspect",
             LayerKind::Local => "Local",
             LayerKind::Frag => "Frag",
             LayerKind::Flow => "Flow",
@@ -66,6 +94,17 @@ impl LayerKind {
             LayerKind::Drop => "Drop",
             LayerKind::Bottom => "Bottom",
         }
+    }
+
+    /// The layer's code on the wire (a view's stack, a foreign message's
+    /// addressee): its index in [`LayerKind::ALL`].
+    pub fn code(self) -> u8 {
+        Self::ALL.iter().position(|k| *k == self).unwrap_or(0) as u8
+    }
+
+    /// The layer with this wire code.
+    pub fn from_code(code: u8) -> Option<LayerKind> {
+        Self::ALL.get(code as usize).copied()
     }
 
     /// Parses a layer name (ASCII case-insensitive, as Ensemble's were).
@@ -91,6 +130,14 @@ impl LayerKind {
             LayerKind::Local => &[LayerKind::Mnak],
             // Stable acknowledges what Mnak has received.
             LayerKind::Stable => &[LayerKind::Mnak],
+            // A view change reports and agrees on what Mnak delivered.
+            LayerKind::Gmp => &[LayerKind::Mnak],
+            // The flush waits for Pt2pt's acknowledgements and Mnak's cut.
+            LayerKind::Sync => &[LayerKind::Pt2pt, LayerKind::Mnak],
+            // Slander shares what Suspect suspects.
+            LayerKind::Slander => &[LayerKind::Suspect],
+            // These work on the views Gmp makes.
+            LayerKind::Heal | LayerKind::Primary | LayerKind::Switch => &[LayerKind::Gmp],
             _ => &[],
         }
     }
@@ -102,6 +149,8 @@ impl LayerKind {
             LayerKind::Mnak => &[LayerKind::Stable],
             // Drop tests the reliability layers, so it must sit under them.
             LayerKind::Drop => &[LayerKind::Mnak, LayerKind::Pt2pt],
+            // Sync's and Suspect's and Slander's findings go to Gmp.
+            LayerKind::Sync | LayerKind::Suspect | LayerKind::Slander => &[LayerKind::Gmp],
             _ => &[],
         }
     }
@@ -111,18 +160,12 @@ impl LayerKind {
 /// naming one gives [`ConfigError::LayerNotAvailable`] rather than
 /// [`ConfigError::UnknownLayer`].
 const ENSEMBLE_LAYERS: &[&str] = &[
-    "Heal",
-    "Switch",
     "Leave",
     "Inter",
     "Intra",
     "Elect",
     "Merge",
-    "Sync",
-    "Suspect",
-    "Slander",
     "Top_appl",
-    "Primary",
     "Present",
     "Vsync",
     "Sequencer",
@@ -260,30 +303,35 @@ impl StackSpec {
     /// provided: unlike Ensemble, consort delivers a member's own casts to
     /// it unless an explicit stack leaves `Local` out.
     pub fn from_properties(properties: &str) -> Result<StackSpec, ConfigError> {
-        let mut frag = false;
-        let mut flow = false;
-        let mut drop = false;
+        let mut want = heapless::Vec::<Property, 32>::new();
         for p in properties.split(':').filter(|p| !p.trim().is_empty()) {
-            match Property::parse(p)? {
-                Property::Frag => frag = true,
-                Property::Flow => flow = true,
-                Property::Local => {}
-                Property::Drop => drop = true,
-                other => return Err(ConfigError::PropertyNotAvailable(other)),
+            let p = Property::parse(p)?;
+            if !Self::AVAILABLE.contains(&p) {
+                return Err(ConfigError::PropertyNotAvailable(p));
             }
+            let _ = want.push(p);
         }
-        let mut layers = heapless::Vec::new();
+        let has = |p| want.contains(&p);
+        // Ensemble's order (type/property.ml), with consort's layer names.
         let order = [
             (LayerKind::Top, true),
+            (LayerKind::Primary, has(Property::Primary)),
+            (LayerKind::Switch, has(Property::Switch)),
+            (LayerKind::Heal, has(Property::Heal)),
+            (LayerKind::Gmp, has(Property::Gmp)),
+            (LayerKind::Slander, has(Property::Slander)),
+            (LayerKind::Sync, has(Property::Sync)),
+            (LayerKind::Suspect, has(Property::Suspect)),
             (LayerKind::Local, true),
-            (LayerKind::Frag, frag),
-            (LayerKind::Flow, flow),
+            (LayerKind::Frag, has(Property::Frag)),
+            (LayerKind::Flow, has(Property::Flow)),
             (LayerKind::Pt2pt, true),
             (LayerKind::Stable, true),
             (LayerKind::Mnak, true),
-            (LayerKind::Drop, drop),
+            (LayerKind::Drop, has(Property::Drop)),
             (LayerKind::Bottom, true),
         ];
+        let mut layers = heapless::Vec::new();
         for (kind, wanted) in order {
             if wanted {
                 // Cannot overflow: `order` is shorter than MAX_LAYERS.
@@ -291,9 +339,33 @@ impl StackSpec {
             }
         }
         let spec = StackSpec { layers };
-        spec.validate()?;
+        spec.validate().map_err(|e| match e {
+            // Name the property the user asked for, not the layer.
+            ConfigError::NeedsBelow { layer, needs } | ConfigError::NeedsAbove { layer, needs } => {
+                ConfigError::PropertyNeeds {
+                    property: layer_property(layer),
+                    needs: layer_property(needs),
+                }
+            }
+            other => other,
+        })?;
         Ok(spec)
     }
+
+    /// Properties this version provides.
+    pub const AVAILABLE: [Property; 11] = [
+        Property::Gmp,
+        Property::Sync,
+        Property::Heal,
+        Property::Switch,
+        Property::Suspect,
+        Property::Slander,
+        Property::Primary,
+        Property::Frag,
+        Property::Flow,
+        Property::Local,
+        Property::Drop,
+    ];
 
     /// Parses and validates an explicit stack string, top layer first.
     pub fn from_layers(stack: &str) -> Result<StackSpec, ConfigError> {
@@ -333,6 +405,14 @@ impl StackSpec {
                     needs: *needs,
                 });
             }
+            // Self-delivery must come after Sync holds a cast for the next
+            // view, or a member would deliver it to itself a view early.
+            if *kind == LayerKind::Local && l[i + 1..].contains(&LayerKind::Sync) {
+                return Err(ConfigError::NeedsAbove {
+                    layer: LayerKind::Local,
+                    needs: LayerKind::Sync,
+                });
+            }
             if let Some(needs) = kind.needs_above().iter().find(|n| !l[..i].contains(n)) {
                 return Err(ConfigError::NeedsAbove {
                     layer: *kind,
@@ -343,6 +423,19 @@ impl StackSpec {
         Ok(())
     }
 
+    /// A stack of these layers, top first, validated.
+    pub fn from_kinds(kinds: &[LayerKind]) -> Result<StackSpec, ConfigError> {
+        let mut layers = heapless::Vec::new();
+        for k in kinds {
+            layers
+                .push(*k)
+                .map_err(|_| ConfigError::TooManyLayers(kinds.len()))?;
+        }
+        let spec = StackSpec { layers };
+        spec.validate()?;
+        Ok(spec)
+    }
+
     /// The layers, top first.
     pub fn layers(&self) -> &[LayerKind] {
         &self.layers
@@ -351,6 +444,23 @@ impl StackSpec {
     /// Whether the stack has this layer.
     pub fn contains(&self, kind: LayerKind) -> bool {
         self.layers.contains(&kind)
+    }
+}
+
+/// The property that brings a layer, for error messages.
+fn layer_property(kind: LayerKind) -> Property {
+    match kind {
+        LayerKind::Primary => Property::Primary,
+        LayerKind::Switch => Property::Switch,
+        LayerKind::Heal => Property::Heal,
+        LayerKind::Gmp => Property::Gmp,
+        LayerKind::Slander => Property::Slander,
+        LayerKind::Sync => Property::Sync,
+        LayerKind::Suspect => Property::Suspect,
+        LayerKind::Frag => Property::Frag,
+        LayerKind::Flow => Property::Flow,
+        LayerKind::Drop => Property::Drop,
+        _ => Property::Local,
     }
 }
 
@@ -394,9 +504,56 @@ mod tests {
             Err(ConfigError::UnknownProperty(name("Fragg")))
         );
         assert_eq!(
-            StackSpec::from_properties("Gmp:Frag"),
-            Err(ConfigError::PropertyNotAvailable(Property::Gmp))
+            StackSpec::from_properties("Gmp:Total"),
+            Err(ConfigError::PropertyNotAvailable(Property::Total))
         );
+        assert_eq!(
+            StackSpec::from_properties("Sync:Frag"),
+            Err(ConfigError::PropertyNeeds {
+                property: Property::Sync,
+                needs: Property::Gmp
+            })
+        );
+        assert_eq!(
+            StackSpec::from_properties("Gmp:Slander"),
+            Err(ConfigError::PropertyNeeds {
+                property: Property::Slander,
+                needs: Property::Suspect
+            })
+        );
+    }
+
+    #[test]
+    fn ensembles_default_properties_give_the_virtually_synchronous_stack() {
+        let s = StackSpec::from_properties("Gmp:Sync:Heal:Frag:Suspect:Flow:Slander").unwrap();
+        assert_eq!(
+            s.to_string(),
+            "Top:Heal:Gmp:Slander:Sync:Suspect:Local:Frag:Flow:Pt2pt:Stable:Mnak:Bottom"
+        );
+        let s =
+            StackSpec::from_properties("Gmp:Sync:Heal:Frag:Suspect:Flow:Slander:Primary:Switch")
+                .unwrap();
+        assert_eq!(
+            s.to_string(),
+            "Top:Primary:Switch:Heal:Gmp:Slander:Sync:Suspect:Local:Frag:Flow:Pt2pt:Stable:Mnak:Bottom"
+        );
+        assert_eq!(StackSpec::from_layers(&s.to_string()), Ok(s));
+        // Local above Sync would deliver a held cast to its sender a view early.
+        assert_eq!(
+            StackSpec::from_layers("Top:Gmp:Local:Sync:Pt2pt:Stable:Mnak:Bottom"),
+            Err(ConfigError::NeedsAbove {
+                layer: LayerKind::Local,
+                needs: LayerKind::Sync
+            })
+        );
+    }
+
+    #[test]
+    fn layer_codes_round_trip() {
+        for k in LayerKind::ALL {
+            assert_eq!(LayerKind::from_code(k.code()), Some(k));
+        }
+        assert_eq!(LayerKind::from_code(200), None);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod world;
+
 use consort_core::{Config, Endpoint, EndpointId, Event, Instant, Member};
 use std::net::SocketAddr;
 

@@ -206,7 +206,7 @@ impl NodeWorkload {
             };
             let len = self.buf.len();
             match result {
-                Ok(()) => {
+                Ok(_) => {
                     let entry = match intent.dest {
                         None => {
                             self.next_cast += 1;

@@ -10,7 +10,13 @@
 //! datagram came from that member's address. Anything else is counted by
 //! reason and dropped.
 //!
-//! Header: one byte, on every cast and send, after the prefix.
+//! Foreign messages are the exception to the view check: they carry joins,
+//! merges and view installations between endpoints that are not (yet) in
+//! one view. They go to an address, name the layer they are for, and are
+//! handed up with the sender's view and rank for that layer to judge.
+//!
+//! Header: on every message after the prefix: `Cast`, `Send`, or
+//! `Foreign(layer code)`.
 
 use postcard::experimental::max_size::MaxSize;
 use serde::{Deserialize, Serialize};
@@ -18,13 +24,15 @@ use serde::{Deserialize, Serialize};
 use crate::buffer::Msg;
 use crate::id::{GroupId, RankSet};
 use crate::layers::Layer;
-use crate::stack::{Cx, Down, TxDest, TxItem, Up};
+use crate::stack::{Cx, Down, LayerKind, TxDest, TxItem, Up};
 use crate::wire::{Flags, PREFIX_LEN, Prefix, PrefixPacket};
 
 #[derive(Serialize, Deserialize, MaxSize, Debug, Clone, Copy, PartialEq, Eq)]
 enum Hdr {
     Cast,
     Send,
+    /// For the peer layer with this code ([`crate::stack::LayerKind::code`]).
+    Foreign(u8),
 }
 
 /// The bottom layer.
@@ -38,7 +46,7 @@ impl Bottom {
         Bottom { group }
     }
 
-    fn transmit<const M: usize>(&self, mut msg: Msg, hdr: Hdr, dest: RankSet, cx: &mut Cx<'_, M>) {
+    fn frame<const M: usize>(&self, msg: &mut Msg, hdr: Hdr, cx: &mut Cx<'_, M>) -> bool {
         let prefix = Prefix {
             flags: Flags(0),
             key_epoch: 0,
@@ -51,21 +59,19 @@ impl Bottom {
         let _ = prefix.emit(&mut bytes);
         let framed = cx
             .pool
-            .push_header(&mut msg, &hdr)
-            .and_then(|()| cx.pool.push_front(&mut msg, &bytes));
-        if framed.is_err() {
-            debug_assert!(false, "no headroom for the prefix");
+            .push_header(msg, &hdr)
+            .and_then(|()| cx.pool.push_front(msg, &bytes));
+        debug_assert!(framed.is_ok(), "no headroom for the prefix");
+        framed.is_ok()
+    }
+
+    fn transmit<const M: usize>(&self, mut msg: Msg, hdr: Hdr, dest: TxDest, cx: &mut Cx<'_, M>) {
+        let empty = matches!(dest, TxDest::Ranks(r) if r.is_empty());
+        if empty || !self.frame(&mut msg, hdr, cx) {
             cx.free(msg);
             return;
         }
-        if dest.is_empty() {
-            cx.free(msg);
-            return;
-        }
-        if let Err(item) = cx.tx.push_back(TxItem {
-            msg,
-            dest: TxDest::Ranks(dest),
-        }) {
+        if let Err(item) = cx.tx.push_back(TxItem { msg, dest }) {
             cx.stats.tx_queue_full += 1;
             cx.free(item.msg);
         }
@@ -85,14 +91,42 @@ impl Bottom {
                 return;
             }
         };
+        if prefix.group != self.group {
+            cx.stats.wrong_group += 1;
+            cx.free(msg);
+            return;
+        }
+        let hdr = match cx.pool.pop_front(&mut msg, PREFIX_LEN) {
+            Ok(()) => cx.pool.pop_header::<Hdr>(&mut msg),
+            Err(_) => None,
+        };
+        let hdr = match hdr {
+            Some(Hdr::Foreign(code)) => match LayerKind::from_code(code) {
+                Some(layer) => {
+                    cx.up(Up::Foreign {
+                        from,
+                        view: prefix.view,
+                        rank: prefix.sender,
+                        layer,
+                        msg,
+                    });
+                    return;
+                }
+                None => None,
+            },
+            other => other,
+        };
+        let Some(hdr) = hdr else {
+            cx.stats.malformed += 1;
+            cx.free(msg);
+            return;
+        };
         let sender_ok = prefix.sender != cx.me()
             && cx
                 .view
                 .member(prefix.sender)
                 .is_some_and(|m| m.addr == from);
-        let verdict = if prefix.group != self.group {
-            Some(&mut cx.stats.wrong_group)
-        } else if prefix.view != cx.view.id() {
+        let verdict = if prefix.view != cx.view.id() {
             Some(&mut cx.stats.wrong_view)
         } else if !sender_ok {
             Some(&mut cx.stats.not_member)
@@ -104,26 +138,18 @@ impl Bottom {
             cx.free(msg);
             return;
         }
-        let hdr = match cx.pool.pop_front(&mut msg, PREFIX_LEN) {
-            Ok(()) => cx.pool.pop_header::<Hdr>(&mut msg),
-            Err(_) => None,
-        };
         let from = prefix.sender;
         match hdr {
-            Some(Hdr::Cast) => cx.up(Up::Cast {
+            Hdr::Cast => cx.up(Up::Cast {
                 from,
                 msg,
                 reliable: false,
             }),
-            Some(Hdr::Send) => cx.up(Up::Send {
+            _ => cx.up(Up::Send {
                 from,
                 msg,
                 reliable: false,
             }),
-            None => {
-                cx.stats.malformed += 1;
-                cx.free(msg);
-            }
         }
     }
 }
@@ -136,16 +162,24 @@ impl<const M: usize> Layer<M> for Bottom {
                 for r in cx.shared.failed.iter() {
                     dest.remove(r);
                 }
-                self.transmit(msg, Hdr::Cast, dest, cx);
+                self.transmit(msg, Hdr::Cast, TxDest::Ranks(dest), cx);
             }
             Down::Send { to, msg, .. } => {
                 let mut dest = RankSet::EMPTY;
                 if to != cx.me() && cx.view.member(to).is_some() {
                     dest.insert(to);
                 }
-                self.transmit(msg, Hdr::Send, dest, cx);
+                self.transmit(msg, Hdr::Send, TxDest::Ranks(dest), cx);
             }
-            Down::Stable => {}
+            Down::Foreign { to, layer, msg } => {
+                self.transmit(msg, Hdr::Foreign(layer.code()), TxDest::Addr(to), cx);
+            }
+            // Other events end here; a message in one has nowhere to go.
+            other => {
+                if let Some(m) = other.into_msg() {
+                    cx.free(m);
+                }
+            }
         }
     }
 
@@ -209,6 +243,80 @@ mod tests {
         assert_eq!(p, good_prefix(&h, 1));
         assert_eq!(&bytes[PREFIX_LEN..], [&[0u8][..], b"data"].concat());
         h.pool().free(item.msg);
+    }
+
+    #[test]
+    fn foreign_messages_cross_views_to_the_layer_they_name() {
+        let mut h = Harness::<4>::new(3, 1);
+        let mut b = Bottom::new(GroupId::from_name("test"));
+        let stranger: core::net::SocketAddr = "192.168.1.9:7000".parse().unwrap();
+        let m = h.msg(b"join me");
+        h.down(
+            &mut b,
+            Down::Foreign {
+                to: stranger,
+                layer: LayerKind::Heal,
+                msg: m,
+            },
+        );
+        let item = h.tx.pop_front().unwrap();
+        assert!(matches!(item.dest, TxDest::Addr(a) if a == stranger));
+        let bytes = h.bytes(&item.msg);
+        h.pool().free(item.msg);
+        assert_eq!(bytes[PREFIX_LEN], 2, "Foreign");
+        assert_eq!(bytes[PREFIX_LEN + 1], LayerKind::Heal.code());
+
+        // From another view and an unknown address: still handed up.
+        let other_view = ViewId {
+            ltime: 9,
+            coordinator: EndpointId(77),
+        };
+        let mut p = good_prefix(&h, 0);
+        p.view = other_view;
+        let m = datagram(
+            &mut h,
+            p,
+            2,
+            &[&[LayerKind::Gmp.code()][..], b"hi"].concat(),
+        );
+        h.up(
+            &mut b,
+            Up::Datagram {
+                from: stranger,
+                msg: m,
+            },
+        );
+        let up = h.take_up();
+        match &up[..] {
+            [
+                Up::Foreign {
+                    from,
+                    view,
+                    rank,
+                    layer,
+                    ..
+                },
+            ] => {
+                assert_eq!(
+                    (*from, *view, *rank, *layer),
+                    (stranger, other_view, Rank(0), LayerKind::Gmp)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        h.finish(up);
+        // An unknown layer code is malformed.
+        let p = good_prefix(&h, 0);
+        let m = datagram(&mut h, p, 2, &[250]);
+        h.up(
+            &mut b,
+            Up::Datagram {
+                from: addr(0),
+                msg: m,
+            },
+        );
+        assert_eq!(h.stats.malformed, 1);
+        assert_eq!(h.in_use(), 0);
     }
 
     #[test]

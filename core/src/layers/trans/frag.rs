@@ -215,6 +215,10 @@ impl<const M: usize> Layer<M> for Frag<M> {
         }
     }
 
+    fn install(&mut self, cx: &mut Cx<'_, M>) {
+        self.clear(&mut cx.pool);
+    }
+
     fn max_header() -> usize {
         Hdr::POSTCARD_MAX_SIZE
     }

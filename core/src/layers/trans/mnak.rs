@@ -83,6 +83,8 @@ pub(crate) struct Mnak<const M: usize> {
     pending: RankSet,
     /// The NAK retry interval, cached for `deadline`.
     retry: core::time::Duration,
+    /// Whether `Up::CutReached` has been sent for the cut in force.
+    cut_reported: bool,
 }
 
 impl<const M: usize> Mnak<M> {
@@ -91,6 +93,7 @@ impl<const M: usize> Mnak<M> {
             senders: core::array::from_fn(|_| Sender::default()),
             pending: RankSet::EMPTY,
             retry: core::time::Duration::from_millis(100),
+            cut_reported: false,
         }
     }
 
@@ -114,8 +117,13 @@ impl<const M: usize> Mnak<M> {
             cx.free(msg);
             return;
         }
-        snd.known = snd.known.max(seq + 1);
-        if seq == snd.next {
+        // During a view change Sync limits what may be delivered: nothing of
+        // a failed member beyond what this member had (until the cut says
+        // more), nothing of anyone beyond the cut. Later casts wait in
+        // `ahead` in case the cut wants them.
+        let limit = cx.shared.limit.get(s.index()).copied().unwrap_or(u32::MAX);
+        snd.known = snd.known.max(seq + 1).min(limit);
+        if seq == snd.next && seq < limit {
             self.deliver(s, msg, cx);
             self.deliver_ready(s, cx);
             self.maybe_nak(s, cx);
@@ -171,6 +179,7 @@ impl<const M: usize> Mnak<M> {
             msg: copy,
             reliable: true,
         });
+        self.check_cut(cx);
     }
 
     /// Drops the latest early arrival of the sender with the most of them.
@@ -199,7 +208,8 @@ impl<const M: usize> Mnak<M> {
             let Some(snd) = self.senders.get_mut(s.index()) else {
                 return;
             };
-            if cx.pool.queue_front_tag(&snd.ahead) != Some(snd.next) {
+            let limit = cx.shared.limit.get(s.index()).copied().unwrap_or(u32::MAX);
+            if cx.pool.queue_front_tag(&snd.ahead) != Some(snd.next) || snd.next >= limit {
                 break;
             }
             if !cx.can_release() {
@@ -264,7 +274,10 @@ impl<const M: usize> Mnak<M> {
         let target = if !failed.contains(s) {
             s
         } else {
-            match cx.shared.holder.get(s.index()).copied() {
+            // The cut names a survivor that has them; before a cut, Stable's
+            // holder is the best guess.
+            let cut_holder = cx.shared.cut_holder.get(s.index()).copied().flatten();
+            match cut_holder.or_else(|| cx.shared.holder.get(s.index()).copied()) {
                 Some(h) if h != cx.me() && !failed.contains(h) => h,
                 _ => return,
             }
@@ -331,6 +344,47 @@ impl<const M: usize> Mnak<M> {
                 msg: copy,
                 reliable: false,
             });
+        }
+    }
+
+    /// Applies new limits from Sync (a freeze, or the cut): what is known to
+    /// exist is what the limit says, early arrivals now allowed are
+    /// delivered, and what is missing is asked for.
+    fn on_limits(&mut self, cx: &mut Cx<'_, M>) {
+        let me = cx.me();
+        for s in cx.view.ranks().filter(|s| *s != me) {
+            let limit = cx.shared.limit.get(s.index()).copied().unwrap_or(u32::MAX);
+            if let Some(snd) = self
+                .senders
+                .get_mut(s.index())
+                .filter(|_| limit != u32::MAX)
+            {
+                snd.known = if cx.shared.cut_active {
+                    limit
+                } else {
+                    snd.known.min(limit)
+                };
+            }
+            self.deliver_ready(s, cx);
+            if cx.can_release() {
+                self.maybe_nak(s, cx);
+            }
+        }
+        self.check_cut(cx);
+    }
+
+    /// Tells Sync once every sender's casts are delivered up to the cut.
+    fn check_cut(&mut self, cx: &mut Cx<'_, M>) {
+        if !cx.shared.cut_active || self.cut_reported {
+            return;
+        }
+        let reached = cx.view.ranks().all(|s| {
+            let next = self.senders.get(s.index()).map_or(0, |snd| snd.next);
+            next >= cx.shared.limit.get(s.index()).copied().unwrap_or(0)
+        });
+        if reached {
+            self.cut_reported = true;
+            cx.up(Up::CutReached);
         }
     }
 
@@ -436,6 +490,12 @@ impl<const M: usize> Layer<M> for Mnak<M> {
                 self.on_stable(cx);
                 cx.down(Down::Stable);
             }
+            Down::Flush => self.on_limits(cx),
+            Down::Cut => {
+                self.cut_reported = false;
+                self.on_limits(cx);
+            }
+            other => cx.down(other),
         }
     }
 
@@ -520,6 +580,11 @@ impl<const M: usize> Layer<M> for Mnak<M> {
             pool.queue_clear(&mut s.kept);
             pool.queue_clear(&mut s.ahead);
         }
+    }
+
+    fn install(&mut self, cx: &mut Cx<'_, M>) {
+        self.clear(&mut cx.pool);
+        *self = Mnak::new();
     }
 
     fn max_header() -> usize {

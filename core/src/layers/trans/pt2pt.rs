@@ -323,6 +323,11 @@ impl<const M: usize> Layer<M> for Pt2pt<M> {
         }
     }
 
+    fn install(&mut self, cx: &mut Cx<'_, M>) {
+        self.clear(&mut cx.pool);
+        *self = Pt2pt::new();
+    }
+
     fn max_header() -> usize {
         Hdr::POSTCARD_MAX_SIZE
     }

@@ -44,8 +44,6 @@ const MAX_IDLE_SWEEPS: u32 = 16;
 /// The stability layer.
 #[derive(Debug)]
 pub(crate) struct Stable<const M: usize> {
-    /// `acks[t][s]`: casts of `s` that `t` has received in order.
-    acks: [[u32; M]; M],
     /// When the sweep timer next fires.
     next_sweep: Option<Instant>,
     /// Sweeps since the last gossip, and how many to wait when nothing changes.
@@ -62,7 +60,6 @@ pub(crate) struct Stable<const M: usize> {
 impl<const M: usize> Stable<M> {
     pub(crate) fn new() -> Self {
         Stable {
-            acks: [[0; M]; M],
             next_sweep: None,
             idle_sweeps: 0,
             idle_every: 1,
@@ -77,10 +74,7 @@ impl<const M: usize> Stable<M> {
 
     fn gossip(&mut self, cx: &mut Cx<'_, M>) {
         let n = cx.view.len();
-        let me = cx.me().index();
-        if let Some(row) = self.acks.get_mut(me) {
-            row[..n].copy_from_slice(&cx.shared.received[..n]);
-        }
+        Self::store_my_row(cx);
         self.new_since_gossip = 0;
         self.idle_sweeps = 0;
         self.gossiped_total = row_total(&cx.shared.received[..n]);
@@ -122,23 +116,29 @@ impl<const M: usize> Stable<M> {
             cx.stats.malformed += 1;
             return;
         };
-        let Some(mine) = self.acks.get_mut(from.index()) else {
-            return;
-        };
-        if row.len() != n {
+        if row.len() != n || from.index() >= n {
             cx.stats.malformed += 1;
             return;
         }
         // Rows only grow; a reordered older gossip must not shrink one.
         let mut grew = false;
-        for (m, r) in mine.iter_mut().zip(row.iter()) {
-            if *r > *m {
-                *m = *r;
+        for (s, r) in row.iter().enumerate() {
+            if *r > cx.acks.get(from.index(), s) {
+                cx.acks.set(from.index(), s, *r);
                 grew = true;
             }
         }
         if grew {
             self.recompute(cx);
+        }
+    }
+
+    /// Copies my row (Mnak's received counts) into the matrix.
+    fn store_my_row(cx: &mut Cx<'_, M>) {
+        let me = cx.me().index();
+        for s in 0..cx.view.len() {
+            let v = cx.shared.received[s];
+            cx.acks.set(me, s, v);
         }
     }
 
@@ -158,17 +158,14 @@ impl<const M: usize> Stable<M> {
     /// Recomputes the vectors from the matrix and announces them if they moved.
     fn recompute(&mut self, cx: &mut Cx<'_, M>) {
         let n = cx.view.len();
-        let me = cx.me().index();
-        if let Some(row) = self.acks.get_mut(me) {
-            row[..n].copy_from_slice(&cx.shared.received[..n]);
-        }
+        Self::store_my_row(cx);
         let mut changed = false;
         for s in 0..n {
             let mut min = u32::MAX;
             let mut max = 0;
             let mut holder = cx.me();
             for t in cx.view.ranks().filter(|t| !cx.shared.failed.contains(*t)) {
-                let v = self.acks[t.index()][s];
+                let v = cx.acks.get(t.index(), s);
                 min = min.min(v);
                 if v > max {
                     max = v;
@@ -269,6 +266,11 @@ impl<const M: usize> Layer<M> for Stable<M> {
             self.gossip(cx);
         }
         self.next_sweep = Some(cx.now + cx.params.stable_sweep);
+    }
+
+    fn install(&mut self, cx: &mut Cx<'_, M>) {
+        *self = Stable::new();
+        cx.acks.clear();
     }
 
     fn max_header() -> usize {

@@ -1,12 +1,18 @@
 //! The endpoint: one member of one group, as a sans-IO state machine.
 //!
 //! Inputs: [`Endpoint::handle_datagram`], [`Endpoint::handle_timeout`] and the
-//! downcalls ([`Endpoint::cast`], [`Endpoint::send`]). Outputs, to be drained
-//! after every input until each returns `None`: [`Endpoint::poll_transmit`]
-//! (datagrams for the runtime), [`Endpoint::poll_event`] (events for the
-//! application) and [`Endpoint::poll_timeout`] (when to call
-//! `handle_timeout` next). The endpoint never reads a clock, never does I/O
-//! and never allocates; given the same inputs it produces the same outputs.
+//! downcalls ([`Endpoint::cast`], [`Endpoint::send`], [`Endpoint::block_ok`],
+//! [`Endpoint::leave`]...). Outputs, to be drained after every input until
+//! each returns `None`: [`Endpoint::poll_transmit`] (datagrams for the
+//! runtime), [`Endpoint::poll_event`] (events for the application) and
+//! [`Endpoint::poll_timeout`] (when to call `handle_timeout` next). The
+//! endpoint never reads a clock, never does I/O and never allocates; given
+//! the same inputs it produces the same outputs.
+//!
+//! An endpoint is built either in a view given to it
+//! ([`Endpoint::new`], static membership) or alone, to find its group
+//! through seed hosts ([`Endpoint::join`]). Either way its first event is
+//! the `View` it starts in.
 //!
 //! ```
 //! use consort_core::{Config, EndpointId, Endpoint, Event, Instant, Member};
@@ -24,11 +30,18 @@
 //!     let bytes = t.contents.to_vec();
 //!     two.handle_datagram(now, a, &bytes);
 //! }
+//! assert!(matches!(two.poll_event(), Some(Event::View { .. })));
 //! match two.poll_event() {
 //!     Some(Event::Cast { payload, .. }) => assert!(payload == *b"hello".as_slice()),
 //!     other => panic!("{other:?}"),
 //! }
 //! ```
+
+mod admission;
+mod membership;
+mod scheduler;
+
+pub use membership::{RequestError, SendView, Status};
 
 use core::net::SocketAddr;
 
@@ -38,16 +51,16 @@ use crate::buffer::{MAX_HEADER, Msg, Pool, PoolState, Segments};
 use crate::config::{Config, Params, Protocol};
 use crate::error::{ConfigError, SendError};
 use crate::event::{Event, Payload, Transmit};
-use crate::id::{EndpointId, GroupId, Rank, ViewId};
-use crate::layers::{Layer, Layers, max_header, on_layer};
+use crate::id::{EndpointId, Rank, ViewId};
+use crate::layers::{Layer, Layers, Setup, max_header, on_layer};
 use crate::rng::Rng;
 use crate::stack::{
-    Down, Env, FANOUT, Geometry, Item, LayerKind, QUEUE, Queue, Queued, Shared, StackSpec, TO_APP,
-    TX_QUEUE, TxDest, TxQueue, Up,
+    Acks, Down, FANOUT, Geometry, Item, LayerKind, QUEUE, Queue, Queued, Shared, StackSpec, TxDest,
+    TxQueue, Up,
 };
 use crate::stats::Stats;
 use crate::time::{Instant, earliest};
-use crate::view::{Member, View};
+use crate::view::{Lineage, Member, View, ViewState};
 
 /// Bytes kept free at the end of every datagram for the AEAD tag of the
 /// future Auth/Privacy properties, so that turning them on never changes how
@@ -67,6 +80,11 @@ enum AppItem {
     Cast { from: Rank, msg: Msg },
     Send { from: Rank, msg: Msg },
     Writable,
+    View { msg: Option<Msg> },
+    Block,
+    ViewMessage,
+    Heartbeat,
+    Exit,
 }
 
 /// What was refused last, to tell the application when it would now pass.
@@ -83,6 +101,8 @@ enum Blocked {
 /// on a board, a `Vec<u8>` on a host. See [`crate::profile`] for sizes.
 pub struct Endpoint<const M: usize, B> {
     storage: B,
+    /// Where Stable's matrix begins in `storage`, after the pool's slots.
+    tables_at: usize,
     pool: PoolState,
     spec: StackSpec,
     layers: Layers<M>,
@@ -98,30 +118,27 @@ pub struct Endpoint<const M: usize, B> {
     /// The message of the last event handed out, freed at the next call.
     lent: Option<Msg>,
     blocked: Option<Blocked>,
+    status: Status,
     /// The latest time the caller has given, for work resumed by a poll.
     now: Instant,
 }
 
 impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
-    /// Builds an endpoint in a view whose members are given (static membership).
+    /// Builds an endpoint in a view whose members are given (static
+    /// membership: with Gmp in the stack, failures and leaves still shrink it).
     ///
     /// `storage` holds the message pool, cut into slots of `slot_size` data
-    /// bytes ([`SLOT_OVERHEAD`](crate::SLOT_OVERHEAD) more each for bookkeeping);
-    /// `slot_size` is also the largest datagram this endpoint sends or accepts.
+    /// bytes ([`SLOT_OVERHEAD`](crate::SLOT_OVERHEAD) more each for
+    /// bookkeeping), and after them Stable's `M × M` matrix of 4-byte
+    /// counters; [`storage_bytes`](crate::profile::storage_bytes) says how
+    /// much to give. `slot_size` is also the largest datagram this endpoint
+    /// sends or accepts.
     pub fn new(
         config: &Config<'_>,
         members: &[Member],
-        mut storage: B,
+        storage: B,
         slot_size: usize,
     ) -> Result<Self, ConfigError> {
-        if config.group.is_empty() {
-            return Err(ConfigError::EmptyGroupName);
-        }
-        let spec = match config.protocol {
-            Protocol::Properties(p) => StackSpec::from_properties(p)?,
-            Protocol::Stack(s) => StackSpec::from_layers(s)?,
-        };
-        let params = Params::parse(config.params)?;
         if members.len() > M || members.len() > crate::id::MAX_GROUP_SIZE {
             return Err(ConfigError::TooManyMembers {
                 members: members.len(),
@@ -136,25 +153,110 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             // Cannot fail: the length was checked against M above.
             let _ = list.push(*m);
         }
-        let my_rank = members
-            .iter()
-            .position(|m| m.id == config.endpoint)
-            .ok_or(ConfigError::NotInView)?;
-        let group = GroupId::from_name(config.group);
-        let view_id = ViewId {
-            ltime: 0,
-            coordinator: members[0].id,
+        let first = members.first().ok_or(ConfigError::NotInView)?.id;
+        let state = ViewState {
+            id: ViewId {
+                ltime: 0,
+                coordinator: first,
+            },
+            members: list,
+            primary: false,
+            lineage: Lineage::default(),
+            stack: Self::stack_of(config)?,
         };
-        let view = View::new(group, view_id, list, Rank(my_rank as u16));
+        Self::build(config, state, storage, slot_size, Status::Normal)
+    }
 
+    /// Builds an endpoint alone in a view of its own at `address`, to find
+    /// its group through `config.seeds` (Heal) and merge into it (Gmp).
+    ///
+    /// Ensemble's way in: an endpoint never waits for a group before it has
+    /// a view. Its status is `Joining` until it has delivered its first view.
+    pub fn join(
+        config: &Config<'_>,
+        address: SocketAddr,
+        storage: B,
+        slot_size: usize,
+    ) -> Result<Self, ConfigError> {
+        let me = Member {
+            id: config.endpoint,
+            addr: address,
+        };
+        let mut list = heapless::Vec::new();
+        list.push(me).map_err(|_| ConfigError::TooManyMembers {
+            members: 1,
+            capacity: M,
+        })?;
+        let state = ViewState {
+            id: ViewId {
+                ltime: 0,
+                coordinator: me.id,
+            },
+            members: list,
+            primary: false,
+            lineage: Lineage::default(),
+            stack: Self::stack_of(config)?,
+        };
+        Self::build(config, state, storage, slot_size, Status::Joining)
+    }
+
+    fn stack_of(config: &Config<'_>) -> Result<StackSpec, ConfigError> {
+        match config.protocol {
+            Protocol::Properties(p) => StackSpec::from_properties(p),
+            Protocol::Stack(s) => StackSpec::from_layers(s),
+        }
+    }
+
+    fn build(
+        config: &Config<'_>,
+        mut state: ViewState<M>,
+        mut storage: B,
+        slot_size: usize,
+        status: Status,
+    ) -> Result<Self, ConfigError> {
+        if config.group.is_empty() {
+            return Err(ConfigError::EmptyGroupName);
+        }
+        if config.group.len() > 64 {
+            return Err(ConfigError::GroupNameTooLong(config.group.len()));
+        }
+        if config.params.len() > 256 {
+            return Err(ConfigError::ParamsTooLong(config.params.len()));
+        }
+        let params = Params::parse(config.params)?;
+        let my_rank = state
+            .rank_of(config.endpoint)
+            .ok_or(ConfigError::NotInView)?;
+        let spec = state.stack.clone();
+        // A first view is primary when Primary says so, like any other.
+        if spec.contains(LayerKind::Primary) {
+            state.primary = state.members.len() >= params.primary_quorum as usize;
+        }
+        let view = View::first(config.group, config.params, state, my_rank);
         let slot_size = slot_size.min(u16::MAX as usize - 1);
-        let pool = PoolState::format(storage.as_mut(), slot_size as u16);
+        let tables_at = storage
+            .as_mut()
+            .len()
+            .checked_sub(Acks::bytes_for(M))
+            .ok_or(ConfigError::PoolTooSmall {
+                needed: Acks::bytes_for(M),
+                available: 0,
+            })?;
+        let pool = PoolState::format(&mut storage.as_mut()[..tables_at], slot_size as u16);
         let geometry = Self::geometry(&spec, &params, slot_size, pool.capacity())?;
-        let frags = geometry.max_message.div_ceil(geometry.frag_payload);
-        let mut layers = Layers::new(&params, group);
-        layers.frag.set_max_frags(frags);
-        Ok(Endpoint {
+        let setup = Setup {
+            group: view.group(),
+            seeds: config.seeds,
+            view_msg: config.view_msg,
+            sync: spec.contains(LayerKind::Sync),
+        };
+        let mut layers = Layers::new(&params, &setup);
+        layers
+            .frag
+            .set_max_frags(geometry.max_message.div_ceil(geometry.frag_payload));
+        let mut ep = Endpoint {
             storage,
+            tables_at,
             pool,
             spec,
             layers,
@@ -169,8 +271,19 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             app: Deque::new(),
             lent: None,
             blocked: None,
+            status,
             now: Instant::ZERO,
-        })
+        };
+        // The first view is installed like any other: its event first, then
+        // every layer starts it (timers from time zero: they catch up at the
+        // caller's first call).
+        let _ = ep.app.push_back(AppItem::View { msg: None });
+        ep.stats.views += 1;
+        for pos in 0..ep.spec.layers().len() {
+            ep.call(Instant::ZERO, pos, scheduler::Op::Install);
+        }
+        ep.run(Instant::ZERO);
+        Ok(ep)
     }
 
     /// Works out headroom per layer, fragment size and the largest message,
@@ -189,8 +302,12 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             let _ = headroom.push(below.min(u16::MAX as usize) as u16);
         }
         let total = headroom.first().copied().unwrap_or(0) as usize;
-        // Some payload must fit beside the headers, or nothing useful can be sent.
-        let needed = total + SEAL_RESERVE + 64;
+        // Some payload must fit beside the headers; and Stable's rows and
+        // Gmp's reports carry up to five bytes per member in one datagram.
+        let mut needed = total + SEAL_RESERVE + 64;
+        if spec.contains(LayerKind::Stable) || spec.contains(LayerKind::Gmp) {
+            needed = needed.max(total + SEAL_RESERVE + 5 * M + 32);
+        }
         if slot_size < needed {
             return Err(ConfigError::SlotTooSmall { needed, slot_size });
         }
@@ -248,6 +365,9 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
         self.reclaim();
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += data.len() as u64;
+        if self.status == Status::Left {
+            return;
+        }
         if data.len() > self.pool.slot_size() {
             self.stats.malformed += 1;
             return;
@@ -258,7 +378,7 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             self.stats.backlog += 1;
             return;
         }
-        let mut pool = Pool::new(self.storage.as_mut(), &mut self.pool);
+        let mut pool = Pool::new(&mut self.storage.as_mut()[..self.tables_at], &mut self.pool);
         let msg = match pool.alloc_with(0, data.len().max(1), data) {
             Ok(m) => m,
             Err(_) => {
@@ -277,7 +397,7 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
     /// Runs the timers that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.reclaim();
-        if self.stalled() {
+        if self.stalled() || self.status == Status::Left {
             return;
         }
         for pos in 0..self.spec.layers().len() {
@@ -285,32 +405,35 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             let due = on_layer!(kind, ref self.layers, l => Layer::<M>::deadline(l))
                 .is_some_and(|d| d <= now);
             if due {
-                self.call(now, pos, Op::Timeout);
+                self.call(now, pos, scheduler::Op::Timeout);
             }
         }
         self.run(now);
     }
 
     /// Casts `payload` to the view (delivered to this member too when the
-    /// stack has `Local`).
-    pub fn cast(&mut self, now: Instant, payload: &[u8]) -> Result<(), SendError> {
+    /// stack has `Local`). While the group is blocked for a view change
+    /// (after [`Endpoint::block_ok`]), the cast is held and sent in the next
+    /// view, and the result says so.
+    pub fn cast(&mut self, now: Instant, payload: &[u8]) -> Result<SendView, SendError> {
         self.reclaim();
         self.admit(Blocked::Cast(payload.len()))?;
-        let msg = self.build(payload)?;
+        let msg = self.build_msg(payload)?;
         self.stats.casts += 1;
-        let _ = self.queue.push_back(Queued {
-            pos: 0,
-            item: Item::Down(Down::Cast {
+        let view = self.send_view();
+        self.enter(
+            now,
+            Down::Cast {
                 msg,
                 reliable: true,
-            }),
-        });
-        self.run(now);
-        Ok(())
+            },
+        );
+        Ok(view)
     }
 
-    /// Sends `payload` to the member at rank `to`.
-    pub fn send(&mut self, now: Instant, to: Rank, payload: &[u8]) -> Result<(), SendError> {
+    /// Sends `payload` to the member at rank `to` of the current view
+    /// (Ensemble's `Send1`).
+    pub fn send(&mut self, now: Instant, to: Rank, payload: &[u8]) -> Result<SendView, SendError> {
         self.reclaim();
         if to == self.view.my_rank() {
             return Err(SendError::SendToSelf);
@@ -319,23 +442,35 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             return Err(SendError::NoSuchMember(to.0));
         }
         self.admit(Blocked::Send(to, payload.len()))?;
-        let msg = self.build(payload)?;
+        let msg = self.build_msg(payload)?;
         self.stats.sends += 1;
-        let _ = self.queue.push_back(Queued {
-            pos: 0,
-            item: Item::Down(Down::Send {
+        let view = self.send_view();
+        self.enter(
+            now,
+            Down::Send {
                 to,
                 msg,
                 reliable: true,
-            }),
-        });
-        self.run(now);
-        Ok(())
+            },
+        );
+        Ok(view)
     }
 
-    fn build(&mut self, payload: &[u8]) -> Result<Msg, SendError> {
+    /// Sends `payload` to the member with this endpoint id (Maestro's
+    /// `send(dest, ...)`: ids, unlike ranks, stay the same from view to view).
+    pub fn send_to(
+        &mut self,
+        now: Instant,
+        to: EndpointId,
+        payload: &[u8],
+    ) -> Result<SendView, SendError> {
+        let rank = self.view.rank_of(to).ok_or(SendError::NotAMember(to.0))?;
+        self.send(now, rank, payload)
+    }
+
+    fn build_msg(&mut self, payload: &[u8]) -> Result<Msg, SendError> {
         let headroom = self.geometry.headroom.first().copied().unwrap_or(0) as usize;
-        let mut pool = Pool::new(self.storage.as_mut(), &mut self.pool);
+        let mut pool = Pool::new(&mut self.storage.as_mut()[..self.tables_at], &mut self.pool);
         pool.alloc_with(headroom, self.geometry.frag_payload, payload)
             .map_err(|_| {
                 self.stats.would_block += 1;
@@ -343,171 +478,18 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             })
     }
 
-    /// Whether a message of this kind and size may enter the stack now.
-    fn admit(&mut self, what: Blocked) -> Result<(), SendError> {
-        let result = self.admission(what);
-        if result == Err(SendError::WouldBlock) {
-            self.stats.would_block += 1;
-            self.blocked = Some(what);
-        }
-        result
-    }
-
-    fn admission(&self, what: Blocked) -> Result<(), SendError> {
-        let len = match what {
-            Blocked::Cast(l) | Blocked::Send(_, l) => l,
-        };
-        let max = self.max_message();
-        if len > max {
-            return Err(SendError::TooLarge { len, max });
-        }
-        let frags = len.div_ceil(self.geometry.frag_payload).max(1);
-        // Every member keeps this member's casts until they are stable (and
-        // this member keeps its sends until they are acknowledged): what one
-        // member may have outstanding must fit in everybody's pool.
-        let window = self.window_slots();
-        let outstanding = match what {
-            Blocked::Cast(_) if self.spec.contains(LayerKind::Mnak) => self.shared.unstable.msgs,
-            Blocked::Send(to, _) if self.spec.contains(LayerKind::Pt2pt) => {
-                self.shared.unacked.get(to.index()).map_or(0, |b| b.msgs)
-            }
-            _ => 0,
-        };
-        if outstanding as usize + frags > window {
-            return Err(SendError::WouldBlock);
-        }
-        // Each fragment: itself, Local's copy, and the retransmission copy.
-        if self.pool.free() < 3 * frags + ADMISSION_RESERVE {
-            return Err(SendError::WouldBlock);
-        }
-        // Room in the scheduler for every fragment at once, in the event
-        // queue for the self-delivery, and in the transmit queue for every
-        // fragment: a runtime that does not take datagrams slows casts down
-        // rather than losing them.
-        let tx_full = self.tx.len() + frags + FANOUT > TX_QUEUE;
-        if self.stalled() || frags + 4 * FANOUT > QUEUE || self.app.is_full() || tx_full {
-            return Err(SendError::WouldBlock);
-        }
-        if self.spec.contains(LayerKind::Flow) {
-            let ok = match what {
-                Blocked::Cast(l) => self.layers.flow.admits_cast(&self.shared, l),
-                Blocked::Send(to, l) => self.layers.flow.admits_send(&self.shared, to, l),
-            };
-            if !ok {
-                return Err(SendError::WouldBlock);
-            }
-        }
-        Ok(())
-    }
-
-    // ---- the scheduler --------------------------------------------------
-
-    /// Hands `op` to the layer at `pos`, with a context for it.
-    fn call(&mut self, now: Instant, pos: usize, op: Op) {
-        let depth = self.spec.layers().len();
-        let Some(kind) = self.spec.layers().get(pos).copied() else {
-            return;
-        };
-        let env = Env {
-            pool: Pool::new(self.storage.as_mut(), &mut self.pool),
-            view: &self.view,
-            shared: &mut self.shared,
-            params: &self.params,
-            stats: &mut self.stats,
-            rng: &mut self.rng,
-            tx: &mut self.tx,
-            geometry: &self.geometry,
-            queue: &mut self.queue,
-        };
-        let mut cx = env.cx(now, pos, depth);
-        on_layer!(kind, mut self.layers, l => match op {
-            Op::Up(ev) => l.up(ev, &mut cx),
-            Op::Down(ev) => l.down(ev, &mut cx),
-            Op::Timeout => l.timeout(&mut cx),
-            Op::Resume => l.resume(&mut cx),
+    /// Puts a downcall into the top of the stack and runs it.
+    fn enter(&mut self, now: Instant, ev: Down) {
+        let _ = self.queue.push_back(Queued {
+            pos: 0,
+            item: Item::Down(ev),
         });
-    }
-
-    /// Whether the scheduler is waiting for the application to drain events.
-    ///
-    /// `run` empties the queue unless an event for the application finds
-    /// the event queue full; until the application polls, the endpoint takes
-    /// no new input (datagrams are dropped and counted as `backlog`, casts
-    /// get `WouldBlock`, timers wait) so that the scheduler queue never has
-    /// to hold more than one input's worth of events.
-    fn stalled(&self) -> bool {
-        !self.queue.is_empty()
-    }
-
-    /// Processes queued events until the queue is empty or the application
-    /// must drain events first.
-    fn run(&mut self, now: Instant) {
-        self.now = self.now.max(now);
-        loop {
-            while let Some(front) = self.queue.front() {
-                if front.pos == TO_APP {
-                    if self.app.is_full() {
-                        return;
-                    }
-                    if let Some(q) = self.queue.pop_front() {
-                        self.deliver_to_app(q.item);
-                    }
-                    continue;
-                }
-                let Some(q) = self.queue.pop_front() else {
-                    break;
-                };
-                let pos = q.pos as usize;
-                match q.item {
-                    Item::Up(ev) => self.call(now, pos, Op::Up(ev)),
-                    Item::Down(ev) => self.call(now, pos, Op::Down(ev)),
-                }
-            }
-            let mut resumed = false;
-            for pos in 0..self.spec.layers().len() {
-                let kind = self.spec.layers()[pos];
-                if on_layer!(kind, ref self.layers, l => Layer::<M>::pending(l)) {
-                    resumed = true;
-                    self.call(now, pos, Op::Resume);
-                }
-            }
-            if !resumed || self.queue.is_empty() {
-                break;
-            }
-        }
-        self.check_writable();
-    }
-
-    fn deliver_to_app(&mut self, item: Item) {
-        let app = match item {
-            Item::Up(Up::Cast { from, msg, .. }) => AppItem::Cast { from, msg },
-            Item::Up(Up::Send { from, msg, .. }) => AppItem::Send { from, msg },
-            other => {
-                if let Some(m) = other.into_msg() {
-                    Pool::new(self.storage.as_mut(), &mut self.pool).free(m);
-                }
-                return;
-            }
-        };
-        if let Err(AppItem::Cast { msg, .. } | AppItem::Send { msg, .. }) = self.app.push_back(app)
-        {
-            // `run` checks for room first; unreachable.
-            Pool::new(self.storage.as_mut(), &mut self.pool).free(msg);
-        }
-    }
-
-    fn check_writable(&mut self) {
-        if let Some(b) = self.blocked {
-            if self.admission(b).is_ok() && !self.app.is_full() {
-                self.blocked = None;
-                let _ = self.app.push_back(AppItem::Writable);
-            }
-        }
+        self.run(now);
     }
 
     /// Frees what the last event lent out, and datagrams already sent.
     fn reclaim(&mut self) {
-        let mut pool = Pool::new(self.storage.as_mut(), &mut self.pool);
+        let mut pool = Pool::new(&mut self.storage.as_mut()[..self.tables_at], &mut self.pool);
         if let Some(m) = self.lent.take() {
             pool.free(m);
         }
@@ -552,7 +534,7 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
     }
 
     /// The next application event, if any. Call until it returns `None`.
-    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+    pub fn poll_event(&mut self) -> Option<Event<'_, M>> {
         self.reclaim();
         let item = self.app.pop_front()?;
         if !self.queue.is_empty() {
@@ -561,6 +543,40 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
         }
         let (from, msg, cast) = match item {
             AppItem::Writable => return Some(Event::Writable),
+            AppItem::Block => return Some(Event::Block),
+            AppItem::Heartbeat => return Some(Event::Heartbeat { time: self.now }),
+            AppItem::ViewMessage => {
+                let members = self
+                    .shared
+                    .proposal
+                    .as_ref()
+                    .map_or(&[][..], |p| &p.members[..]);
+                return Some(Event::ViewMessage { members });
+            }
+            AppItem::Exit => {
+                self.status = Status::Left;
+                return Some(Event::Exit);
+            }
+            AppItem::View { msg } => {
+                if matches!(self.status, Status::Joining | Status::Blocked) {
+                    self.status = Status::Normal;
+                }
+                let message = match msg {
+                    Some(m) => {
+                        let m = self.lent.insert(m);
+                        Payload::new(Segments::new(
+                            self.storage.as_ref(),
+                            self.pool.slot_size(),
+                            m,
+                        ))
+                    }
+                    None => Payload::empty(),
+                };
+                return Some(Event::View {
+                    view: &self.view,
+                    message,
+                });
+            }
             AppItem::Cast { from, msg } => (from, msg, true),
             AppItem::Send { from, msg } => (from, msg, false),
         };
@@ -596,7 +612,7 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
     /// `None` also while events wait to be polled and the endpoint can do
     /// nothing until they are: drain [`Endpoint::poll_event`] first.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.stalled() {
+        if self.stalled() || self.status == Status::Left {
             return None;
         }
         let mut t = None;
@@ -621,7 +637,7 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
         &self.view
     }
 
-    /// This endpoint's id.
+    /// This endpoint's id (Maestro's `myEndpID`).
     pub fn my_endpoint(&self) -> EndpointId {
         self.view.my_endpoint()
     }
@@ -674,12 +690,14 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> core::fmt::Debug for Endpoint
         f.debug_struct("Endpoint")
             .field("view", &self.view.id())
             .field("rank", &self.view.my_rank())
+            .field("status", &self.status)
             .field("stack", &format_args!("{}", self.spec))
             .field("received", &&self.shared.received[..n])
             .field("stability", &&self.shared.stability[..n])
             .field("numcast", &&self.shared.numcast[..n])
+            .field("failed", &self.shared.failed)
             .field("unstable", &self.shared.unstable)
-            .field("unacked", &&self.shared.unacked[..n])
+            .field("held", &self.shared.held)
             .field("pool", &self.pool_usage())
             .field("queue", &self.queue.len())
             .field("events", &self.app.len())
@@ -687,12 +705,4 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> core::fmt::Debug for Endpoint
             .field("deadline", &self.poll_timeout())
             .finish()
     }
-}
-
-/// What the scheduler asks of a layer.
-enum Op {
-    Up(Up),
-    Down(Down),
-    Timeout,
-    Resume,
 }

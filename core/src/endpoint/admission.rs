@@ -1,0 +1,100 @@
+//! Whether a cast or send may enter the stack now, and telling the
+//! application when one that was refused would pass.
+
+use super::membership::{SendView, Status};
+use super::{ADMISSION_RESERVE, AppItem, Blocked, Endpoint};
+use crate::error::SendError;
+use crate::layers::HELD_MAX;
+use crate::stack::TX_QUEUE;
+use crate::stack::{FANOUT, LayerKind, QUEUE};
+
+impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
+    /// Whether a message of this kind and size may enter the stack now;
+    /// remembers a refusal to announce `Writable` later.
+    pub(super) fn admit(&mut self, what: Blocked) -> Result<(), SendError> {
+        let result = self.admission(what);
+        if result == Err(SendError::WouldBlock) {
+            self.stats.would_block += 1;
+            self.blocked = Some(what);
+        }
+        result
+    }
+
+    /// Which view a message accepted now goes out in.
+    pub(super) fn send_view(&self) -> SendView {
+        if self.status == Status::Blocked {
+            SendView::Next
+        } else {
+            SendView::Current
+        }
+    }
+
+    pub(super) fn admission(&self, what: Blocked) -> Result<(), SendError> {
+        if self.status == Status::Left {
+            return Err(SendError::Exited);
+        }
+        let len = match what {
+            Blocked::Cast(l) | Blocked::Send(_, l) => l,
+        };
+        let max = self.max_message();
+        if len > max {
+            return Err(SendError::TooLarge { len, max });
+        }
+        let frags = len.div_ceil(self.geometry.frag_payload).max(1);
+        if self.status == Status::Blocked {
+            // Held for the next view by Sync: bounded by its queue and the pool.
+            if self.shared.held.msgs as usize >= HELD_MAX
+                || self.pool.free() < 3 * frags + ADMISSION_RESERVE
+            {
+                return Err(SendError::WouldBlock);
+            }
+            return Ok(());
+        }
+        // Every member keeps this member's casts until they are stable (and
+        // this member keeps its sends until they are acknowledged): what one
+        // member may have outstanding must fit in everybody's pool.
+        let window = self.window_slots();
+        let outstanding = match what {
+            Blocked::Cast(_) if self.spec.contains(LayerKind::Mnak) => self.shared.unstable.msgs,
+            Blocked::Send(to, _) if self.spec.contains(LayerKind::Pt2pt) => {
+                self.shared.unacked.get(to.index()).map_or(0, |b| b.msgs)
+            }
+            _ => 0,
+        };
+        if outstanding as usize + frags > window {
+            return Err(SendError::WouldBlock);
+        }
+        // Each fragment: itself, Local's copy, and the retransmission copy.
+        if self.pool.free() < 3 * frags + ADMISSION_RESERVE {
+            return Err(SendError::WouldBlock);
+        }
+        // Room in the scheduler for every fragment at once, in the event
+        // queue for the self-delivery, and in the transmit queue for every
+        // fragment: a runtime that does not take datagrams slows casts down
+        // rather than losing them.
+        let tx_full = self.tx.len() + frags + FANOUT > TX_QUEUE;
+        if self.stalled() || frags + 4 * FANOUT > QUEUE || self.app.is_full() || tx_full {
+            return Err(SendError::WouldBlock);
+        }
+        if self.spec.contains(LayerKind::Flow) {
+            let ok = match what {
+                Blocked::Cast(l) => self.layers.flow.admits_cast(&self.shared, l),
+                Blocked::Send(to, l) => self.layers.flow.admits_send(&self.shared, to, l),
+            };
+            if !ok {
+                return Err(SendError::WouldBlock);
+            }
+        }
+        Ok(())
+    }
+
+    /// After each input: if a refused message would now pass, say so.
+    pub(super) fn check_writable(&mut self) {
+        if let Some(b) = self.blocked {
+            if self.admission(b).is_ok() && !self.app.is_full() {
+                self.blocked = None;
+                let _ = self.app.push_back(AppItem::Writable);
+            }
+        }
+    }
+}

@@ -1,0 +1,1556 @@
+//! Gmp: group membership — who is in the next view, and when.
+//!
+//! The protocol is described in `docs/membership.md`; this file is its
+//! state machine. Each member believes the coordinator to be the lowest
+//! rank it does not suspect. When that is itself and something must change
+//! (a suspicion, a leave, a merge, `request_new_view`), it runs an
+//! **attempt**: Block, collect `FlushOk`, send the Cut, collect `Flushed`,
+//! let the layers above annotate the proposal, send the view. Every member
+//! follows the greatest attempt it has seen, answers it, and installs the
+//! view of the attempt it flushed. Sync (when in the stack) does the
+//! member's share of the flush; without it views change without virtual
+//! synchrony, as Ensemble's `Gmp` alone did.
+//!
+//! Header: on every cast and send, and on its own foreign messages.
+
+mod blob;
+mod wire;
+
+use core::net::SocketAddr;
+
+use postcard::experimental::max_size::MaxSize;
+use serde::Serialize;
+
+use self::blob::{Incoming, Outgoing, Reader, Writer};
+use self::wire::{
+    BlobKind, Block, Cut, FlushOk, Flushed, Handoff, Hdr, MembersHead, MergeGrant, MergeRequest,
+    ViewHead,
+};
+use crate::buffer::{Msg, Pool};
+use crate::endpoint::SEAL_RESERVE;
+use crate::id::{EndpointId, Rank, RankSet, ViewId};
+use crate::layers::Layer;
+use crate::stack::{Cx, Down, LayerKind, StackSpec, Up};
+use crate::time::{Instant, earliest};
+use crate::view::{Lineage, Member, ViewState};
+
+/// Where a member is in the attempt it follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// Waiting for Sync to say it may report.
+    Blocking,
+    /// `FlushOk` sent; waiting for the cut.
+    Reported,
+    /// Delivering the cut.
+    Cutting,
+    /// `Flushed` sent; waiting for the view.
+    Flushed,
+}
+
+/// The attempt a member follows.
+#[derive(Debug, Clone, Copy)]
+struct Follow {
+    attempt: u32,
+    coord: Rank,
+    phase: Phase,
+    /// Last time the coordinator was heard from.
+    heard: Instant,
+    /// The view will come from a senior view instead.
+    handoff: Option<Handoff>,
+}
+
+/// Where a coordinator is in its attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeadPhase {
+    Blocking,
+    Cutting,
+    /// Waiting for the other side of a merge.
+    Merging,
+    /// Waiting for the layers above to annotate the proposal.
+    Preparing,
+}
+
+/// The senior side of a merge: the junior view taken in.
+#[derive(Debug)]
+struct MergeIn<const M: usize> {
+    addr: SocketAddr,
+    view: ViewId,
+    blob: Option<Incoming>,
+    members: Option<(heapless::Vec<Member, M>, Lineage<M>)>,
+}
+
+/// The junior side of a merge: the senior view handed over to.
+#[derive(Debug, Clone, Copy)]
+struct MergeOut {
+    addr: SocketAddr,
+    view: ViewId,
+    rank: Rank,
+    attempt: u32,
+}
+
+/// An attempt this member coordinates.
+#[derive(Debug)]
+struct Lead<const M: usize> {
+    attempt: u32,
+    failed: RankSet,
+    leaving: RankSet,
+    phase: LeadPhase,
+    replied: RankSet,
+    cut: [u32; M],
+    holder: [Rank; M],
+    reported_suspects: RankSet,
+    /// When the current phase began (for `gmp_timeout`), and the next retry.
+    since: Instant,
+    next_retry: Instant,
+    merge_in: Option<MergeIn<M>>,
+    merge_out: Option<MergeOut>,
+}
+
+/// The membership layer.
+#[derive(Debug)]
+pub(crate) struct Gmp<const M: usize> {
+    /// Whether Sync is in the stack (views are virtually synchronous).
+    sync: bool,
+    // Across views.
+    leaving: bool,
+    leave_since: Option<Instant>,
+    exited: bool,
+    /// The last view this member sent as coordinator, until every member has it.
+    view_out: Option<Outgoing<M>>,
+    /// Our members, on their way to a senior view.
+    members_out: Option<Outgoing<M>>,
+    /// Members that left in the last view change, to be told so.
+    leave_done: heapless::Vec<SocketAddr, 8>,
+    leave_done_rounds: u8,
+    leave_done_at: Option<Instant>,
+    /// Exit once `view_out` is done (a coordinator that left).
+    exit_after_view: bool,
+    /// The view blob last installed: (sender, sender's view, key), to
+    /// acknowledge repeats.
+    installed_from: Option<(SocketAddr, ViewId, u32)>,
+    // Per view.
+    suspects: RankSet,
+    leavers: RankSet,
+    want_view: bool,
+    attempt_seen: u32,
+    follow: Option<Follow>,
+    lead: Option<Lead<M>>,
+    view_in: Option<Incoming>,
+    /// Junior: merge asked of this senior, at this time.
+    asked_merge: Option<(SocketAddr, Instant)>,
+    next_leave: Option<Instant>,
+    /// `gmp_timeout`, cached for `deadline`.
+    timeout: core::time::Duration,
+}
+
+impl<const M: usize> Gmp<M> {
+    pub(crate) fn new(sync: bool) -> Self {
+        Gmp {
+            sync,
+            leaving: false,
+            leave_since: None,
+            exited: false,
+            view_out: None,
+            members_out: None,
+            leave_done: heapless::Vec::new(),
+            leave_done_rounds: 0,
+            leave_done_at: None,
+            exit_after_view: false,
+            installed_from: None,
+            suspects: RankSet::EMPTY,
+            leavers: RankSet::EMPTY,
+            want_view: false,
+            attempt_seen: 0,
+            follow: None,
+            lead: None,
+            view_in: None,
+            asked_merge: None,
+            next_leave: None,
+            timeout: core::time::Duration::from_secs(2),
+        }
+    }
+
+    // ---- helpers ----------------------------------------------------------
+
+    fn in_view(cx: &Cx<'_, M>, set: RankSet) -> RankSet {
+        let mut out = RankSet::EMPTY;
+        for r in set.iter().filter(|r| r.index() < cx.view.len()) {
+            out.insert(r);
+        }
+        out
+    }
+
+    /// The member this one believes coordinates: the lowest it does not suspect.
+    fn coordinator(&self, cx: &Cx<'_, M>) -> Rank {
+        cx.view
+            .ranks()
+            .find(|r| !self.suspects.contains(*r))
+            .unwrap_or(cx.me())
+    }
+
+    fn survivors(cx: &Cx<'_, M>, failed: RankSet) -> RankSet {
+        let mut s = RankSet::first(cx.view.len());
+        for r in failed.iter() {
+            s.remove(r);
+        }
+        s
+    }
+
+    fn covers(replied: RankSet, needed: RankSet) -> bool {
+        needed.iter().all(|r| replied.contains(r))
+    }
+
+    /// A message of ours with a body, ready to go down.
+    fn message<B: Serialize>(cx: &mut Cx<'_, M>, hdr: Hdr, body: Option<&B>) -> Option<Msg> {
+        let mut msg = match cx.pool.alloc(cx.headroom()) {
+            Ok(m) => m,
+            Err(_) => {
+                cx.stats.no_buffer += 1;
+                return None;
+            }
+        };
+        let body_ok = match body {
+            Some(b) => cx
+                .pool
+                .write_tail(&mut msg, |out| {
+                    postcard::to_slice(b, out).ok().map(|s| s.len())
+                })
+                .is_ok(),
+            None => true,
+        };
+        if body_ok && cx.pool.push_header(&mut msg, &hdr).is_ok() {
+            Some(msg)
+        } else {
+            cx.free(msg);
+            None
+        }
+    }
+
+    fn cast<B: Serialize>(cx: &mut Cx<'_, M>, hdr: Hdr, body: &B) {
+        if let Some(msg) = Self::message(cx, hdr, Some(body)) {
+            cx.down(Down::Cast {
+                msg,
+                reliable: false,
+            });
+        }
+    }
+
+    fn send<B: Serialize>(cx: &mut Cx<'_, M>, to: Rank, hdr: Hdr, body: Option<&B>) {
+        if let Some(msg) = Self::message(cx, hdr, body) {
+            cx.down(Down::Send {
+                to,
+                msg,
+                reliable: false,
+            });
+        }
+    }
+
+    fn foreign<B: Serialize>(cx: &mut Cx<'_, M>, to: SocketAddr, hdr: Hdr, body: Option<&B>) {
+        if let Some(msg) = Self::message(cx, hdr, body) {
+            cx.down(Down::Foreign {
+                to,
+                layer: LayerKind::Gmp,
+                msg,
+            });
+        }
+    }
+
+    fn body<B: serde::de::DeserializeOwned>(cx: &mut Cx<'_, M>, msg: Msg) -> Option<B> {
+        let b = postcard::from_bytes::<B>(cx.pool.head_bytes(&msg)).ok();
+        cx.free(msg);
+        if b.is_none() {
+            cx.stats.malformed += 1;
+        }
+        b
+    }
+
+    fn exit(&mut self, cx: &mut Cx<'_, M>) {
+        if !self.exited {
+            self.exited = true;
+            cx.up(Up::Exit);
+        }
+    }
+
+    // ---- elections and attempts -----------------------------------------
+
+    /// Starts (or restarts) an attempt if this member coordinates and
+    /// something must change.
+    fn elect(&mut self, cx: &mut Cx<'_, M>) {
+        if self.exited || self.coordinator(cx) != cx.me() {
+            return;
+        }
+        let mut failed = Self::in_view(cx, self.suspects);
+        failed.remove(cx.me());
+        let mut leaving = Self::in_view(cx, self.leavers);
+        if self.leaving {
+            leaving.insert(cx.me());
+        }
+        for r in failed.iter() {
+            leaving.remove(r);
+        }
+        match &self.lead {
+            Some(l) if l.failed == failed && l.leaving == leaving => {}
+            Some(_) => {
+                let (merge_in, merge_out) = self
+                    .lead
+                    .take()
+                    .map_or((None, None), |l| (l.merge_in, l.merge_out));
+                self.start(cx, failed, leaving, merge_in, merge_out);
+            }
+            None => {
+                if !failed.is_empty() || !leaving.is_empty() || self.want_view {
+                    self.start(cx, failed, leaving, None, None);
+                }
+            }
+        }
+    }
+
+    fn start(
+        &mut self,
+        cx: &mut Cx<'_, M>,
+        failed: RankSet,
+        leaving: RankSet,
+        merge_in: Option<MergeIn<M>>,
+        merge_out: Option<MergeOut>,
+    ) {
+        self.attempt_seen += 1;
+        let attempt = self.attempt_seen;
+        self.want_view = false;
+        let grant = merge_in.as_ref().map(|m| m.addr);
+        self.lead = Some(Lead {
+            attempt,
+            failed,
+            leaving,
+            phase: LeadPhase::Blocking,
+            replied: RankSet::EMPTY,
+            cut: [0; M],
+            holder: [cx.me(); M],
+            reported_suspects: RankSet::EMPTY,
+            since: cx.now,
+            next_retry: cx.now + cx.params.gmp_retry,
+            merge_in,
+            merge_out,
+        });
+        cx.stats.view_attempts += 1;
+        let block = Block {
+            attempt,
+            failed,
+            leaving,
+        };
+        self.accept_block(cx, cx.me(), block);
+        Self::cast(cx, Hdr::Block, &block);
+        if let Some(addr) = grant {
+            Self::foreign(cx, addr, Hdr::MergeGrant, Some(&MergeGrant { attempt }));
+        }
+    }
+
+    /// A member's side of a Block (this member's own included).
+    fn accept_block(&mut self, cx: &mut Cx<'_, M>, from: Rank, b: Block) {
+        let lowest = cx.view.ranks().find(|r| !b.failed.contains(*r));
+        if lowest != Some(from) || b.failed.contains(cx.me()) || self.exited {
+            return;
+        }
+        if let Some(f) = &mut self.follow {
+            if (f.attempt, f.coord) == (b.attempt, from) {
+                f.heard = cx.now;
+                let phase = f.phase;
+                // The coordinator repeats itself: answer again.
+                if phase >= Phase::Reported {
+                    self.report(cx);
+                }
+                if phase == Phase::Flushed {
+                    self.flushed(cx);
+                }
+                return;
+            }
+            if b.attempt < f.attempt || (b.attempt == f.attempt && from > f.coord) {
+                return;
+            }
+        }
+        self.attempt_seen = self.attempt_seen.max(b.attempt);
+        self.suspects.remove(from);
+        self.follow = Some(Follow {
+            attempt: b.attempt,
+            coord: from,
+            phase: Phase::Blocking,
+            heard: cx.now,
+            handoff: None,
+        });
+        cx.shared.failed = b.failed;
+        cx.shared.cut_active = false;
+        if self.sync {
+            cx.down(Down::Flush);
+        } else {
+            self.report(cx);
+        }
+    }
+
+    /// Sends (or repeats) this member's FlushOk.
+    fn report(&mut self, cx: &mut Cx<'_, M>) {
+        let Some(f) = &mut self.follow else { return };
+        if f.phase == Phase::Blocking {
+            f.phase = Phase::Reported;
+        }
+        let n = cx.view.len();
+        let mut received = heapless::Vec::new();
+        for s in 0..n {
+            let _ = received.push(cx.shared.received[s]);
+        }
+        let ok = FlushOk {
+            attempt: f.attempt,
+            received,
+            suspects: Self::in_view(cx, self.suspects),
+        };
+        let coord = f.coord;
+        if coord == cx.me() {
+            self.on_flush_ok(cx, coord, ok);
+        } else {
+            Self::send(cx, coord, Hdr::FlushOk, Some(&ok));
+        }
+    }
+
+    /// Sends (or repeats) this member's Flushed.
+    fn flushed(&mut self, cx: &mut Cx<'_, M>) {
+        let Some(f) = &mut self.follow else { return };
+        f.phase = Phase::Flushed;
+        let (coord, attempt) = (f.coord, f.attempt);
+        if coord == cx.me() {
+            self.on_flushed(cx, coord, Flushed { attempt });
+        } else {
+            Self::send(cx, coord, Hdr::Flushed, Some(&Flushed { attempt }));
+        }
+    }
+
+    fn on_flush_ok(&mut self, cx: &mut Cx<'_, M>, from: Rank, ok: FlushOk<M>) {
+        let n = cx.view.len();
+        let Some(l) = &mut self.lead else { return };
+        if ok.attempt != l.attempt
+            || l.phase != LeadPhase::Blocking
+            || l.failed.contains(from)
+            || ok.received.len() != n
+        {
+            return;
+        }
+        l.replied.insert(from);
+        for (s, &r) in ok.received.iter().enumerate() {
+            if r > l.cut[s] {
+                l.cut[s] = r;
+                l.holder[s] = from;
+            }
+        }
+        for r in ok.suspects.iter().filter(|r| *r != cx.me()) {
+            l.reported_suspects.insert(r);
+        }
+        if !Self::covers(l.replied, Self::survivors(cx, l.failed)) {
+            return;
+        }
+        // Everyone answered. New suspicions mean a new attempt without them.
+        let mut news = RankSet::EMPTY;
+        for r in l
+            .reported_suspects
+            .iter()
+            .filter(|r| !l.failed.contains(*r))
+        {
+            news.insert(r);
+        }
+        if !news.is_empty() {
+            for r in news.iter() {
+                self.suspects.insert(r);
+            }
+            self.elect(cx);
+            return;
+        }
+        l.phase = LeadPhase::Cutting;
+        l.replied = RankSet::EMPTY;
+        l.since = cx.now;
+        let cut = self.cut_message(cx);
+        if let Some(cut) = cut {
+            self.on_cut(cx, cx.me(), cut.clone());
+            Self::cast(cx, Hdr::Cut, &cut);
+        }
+    }
+
+    fn cut_message(&self, cx: &Cx<'_, M>) -> Option<Cut<M>> {
+        let l = self.lead.as_ref()?;
+        let n = cx.view.len();
+        let mut cut = heapless::Vec::new();
+        let mut holders = heapless::Vec::new();
+        for s in 0..n {
+            let _ = cut.push(l.cut[s]);
+            let r = Rank(s as u16);
+            if l.failed.contains(r) && l.cut[s] > 0 {
+                let _ = holders.push((r, l.holder[s]));
+            }
+        }
+        Some(Cut {
+            attempt: l.attempt,
+            cut,
+            holders,
+        })
+    }
+
+    fn on_cut(&mut self, cx: &mut Cx<'_, M>, from: Rank, c: Cut<M>) {
+        let n = cx.view.len();
+        let Some(f) = &mut self.follow else { return };
+        if (f.attempt, f.coord) != (c.attempt, from) || c.cut.len() != n {
+            return;
+        }
+        f.heard = cx.now;
+        match f.phase {
+            Phase::Blocking => return,
+            Phase::Cutting => return,
+            Phase::Flushed => {
+                self.flushed(cx);
+                return;
+            }
+            Phase::Reported => f.phase = Phase::Cutting,
+        }
+        for (s, v) in c.cut.iter().enumerate() {
+            cx.shared.limit[s] = *v;
+            cx.shared.cut_holder[s] = None;
+        }
+        for (s, h) in c.holders.iter() {
+            if let Some(slot) = cx.shared.cut_holder.get_mut(s.index()) {
+                *slot = Some(*h);
+            }
+        }
+        cx.shared.cut_active = true;
+        if self.sync {
+            cx.down(Down::Cut);
+        } else {
+            self.flushed(cx);
+        }
+    }
+
+    fn on_flushed(&mut self, cx: &mut Cx<'_, M>, from: Rank, f: Flushed) {
+        let Some(l) = &mut self.lead else { return };
+        if f.attempt != l.attempt || l.phase != LeadPhase::Cutting || l.failed.contains(from) {
+            return;
+        }
+        l.replied.insert(from);
+        if !Self::covers(l.replied, Self::survivors(cx, l.failed)) {
+            return;
+        }
+        l.since = cx.now;
+        if let Some(out) = l.merge_out {
+            // Junior: our view is flushed; hand our members to the senior.
+            l.phase = LeadPhase::Merging;
+            let handoff = Handoff {
+                attempt: l.attempt,
+                view: out.view,
+                rank: out.rank,
+                senior_attempt: out.attempt,
+            };
+            if let Some(me) = &mut self.follow {
+                me.handoff = Some(handoff);
+            }
+            Self::cast(cx, Hdr::Handoff, &handoff);
+            self.send_members(cx, out);
+            return;
+        }
+        if l.merge_in.as_ref().is_some_and(|m| m.members.is_none()) {
+            l.phase = LeadPhase::Merging;
+            return;
+        }
+        self.prepare(cx);
+    }
+
+    /// Junior: sends this view's moving members to the senior coordinator.
+    fn send_members(&mut self, cx: &mut Cx<'_, M>, out: MergeOut) {
+        let Some(l) = &self.lead else { return };
+        let moving: heapless::Vec<Member, M> = cx
+            .view
+            .ranks()
+            .filter(|r| !l.failed.contains(*r) && !l.leaving.contains(*r))
+            .filter_map(|r| cx.view.member(r).copied())
+            .collect();
+        let lineage = Self::lineage_of(cx);
+        let head = MembersHead {
+            view: cx.view.id(),
+            members: moving.len() as u16,
+            primary: cx.view.is_primary(),
+            lineage_view: lineage.view,
+            lineage: lineage.members.len() as u16,
+        };
+        let mut w = Writer::new(cx.headroom(), Self::chunk_room(cx));
+        let built = (|| {
+            w.record(&mut cx.pool, &head)?;
+            for m in &moving {
+                w.record(&mut cx.pool, m)?;
+            }
+            for id in &lineage.members {
+                w.record(&mut cx.pool, id)?;
+            }
+            Ok::<(), crate::buffer::PoolError>(())
+        })();
+        if built.is_err() {
+            w.discard(&mut cx.pool);
+            return;
+        }
+        let Ok(chunks) = w.finish(&mut cx.pool) else {
+            return;
+        };
+        if let Some(old) = self.members_out.take() {
+            old.free(&mut cx.pool);
+        }
+        let mut targets = heapless::Vec::new();
+        let _ = targets.push(out.addr);
+        let mut o = Outgoing::new(
+            BlobKind::Members,
+            out.attempt,
+            chunks,
+            targets,
+            cx.now,
+            cx.now + cx.params.gmp_timeout,
+        );
+        o.send(cx);
+        self.members_out = Some(o);
+    }
+
+    /// The last primary view this view descends from (itself if primary).
+    fn lineage_of(cx: &Cx<'_, M>) -> Lineage<M> {
+        let st = cx.view.state();
+        if st.primary {
+            Lineage {
+                view: st.id,
+                members: st.members.iter().map(|m| m.id).collect(),
+            }
+        } else {
+            st.lineage.clone()
+        }
+    }
+
+    /// Room for a chunk's bytes in one datagram.
+    fn chunk_room(cx: &Cx<'_, M>) -> usize {
+        cx.pool
+            .slot_size()
+            .saturating_sub(cx.headroom() + SEAL_RESERVE)
+    }
+
+    /// Coordinator: every survivor flushed (and the merge, if any, is in):
+    /// propose the next view to the layers above.
+    fn prepare(&mut self, cx: &mut Cx<'_, M>) {
+        let Some(l) = &mut self.lead else { return };
+        l.phase = LeadPhase::Preparing;
+        l.since = cx.now;
+        let mut members: heapless::Vec<Member, M> = cx
+            .view
+            .ranks()
+            .filter(|r| !l.failed.contains(*r) && !l.leaving.contains(*r))
+            .filter_map(|r| cx.view.member(r).copied())
+            .collect();
+        let mut ltime = cx.view.ltime();
+        let mut lineage = Self::lineage_of(cx);
+        if let Some((joining, their)) = l.merge_in.as_ref().and_then(|m| m.members.as_ref()) {
+            for m in joining.iter() {
+                if !members.iter().any(|x| x.id == m.id) {
+                    let _ = members.push(*m);
+                }
+            }
+            ltime = ltime.max(l.merge_in.as_ref().map_or(0, |m| m.view.ltime));
+            if their.view.ltime > lineage.view.ltime {
+                lineage = their.clone();
+            }
+        }
+        let Some(first) = members.first() else {
+            // Nobody stays (the last member left): done.
+            self.lead = None;
+            self.exit(cx);
+            return;
+        };
+        let state = ViewState {
+            id: ViewId {
+                ltime: ltime + 1,
+                coordinator: first.id,
+            },
+            members,
+            primary: false,
+            lineage,
+            stack: cx.view.state().stack.clone(),
+        };
+        cx.shared.proposal = Some(state);
+        cx.up(Up::Prepare);
+    }
+
+    /// Coordinator: the proposal is annotated; send the view and install it.
+    fn finish(&mut self, cx: &mut Cx<'_, M>, msg: Option<Msg>) {
+        let Some(state) = cx.shared.proposal.take() else {
+            if let Some(m) = msg {
+                cx.free(m);
+            }
+            return;
+        };
+        let Some(l) = self.lead.take() else {
+            if let Some(m) = msg {
+                cx.free(m);
+            }
+            return;
+        };
+        if let Some(mi) = l.merge_in {
+            if let Some(b) = mi.blob {
+                b.free(&mut cx.pool);
+            }
+        }
+        let chunks = self.encode_view(cx, &state, msg.as_ref());
+        let me = cx.view.my_endpoint();
+        let mut targets = heapless::Vec::new();
+        for m in state.members.iter().filter(|m| m.id != me) {
+            let _ = targets.push(m.addr);
+        }
+        self.leave_done.clear();
+        for r in l.leaving.iter().filter(|r| *r != cx.me()) {
+            if let Some(m) = cx.view.member(r) {
+                let _ = self.leave_done.push(m.addr);
+            }
+        }
+        self.leave_done_rounds = 3;
+        self.leave_done_at = Some(cx.now);
+        if let Some(old) = self.view_out.take() {
+            old.free(&mut cx.pool);
+        }
+        if let Some(chunks) = chunks {
+            let mut o = Outgoing::new(
+                BlobKind::View,
+                l.attempt,
+                chunks,
+                targets,
+                cx.now,
+                cx.now + cx.params.gmp_timeout,
+            );
+            o.send(cx);
+            self.view_out = Some(o);
+        }
+        if state.rank_of(me).is_some() {
+            cx.shared.next = Some(state);
+            cx.up(Up::Install { msg });
+        } else {
+            // A coordinator that leaves exits once the others have the view.
+            if let Some(m) = msg {
+                cx.free(m);
+            }
+            self.exit_after_view = true;
+            if self.view_out.as_ref().is_none_or(|o| o.done()) {
+                self.exit(cx);
+            }
+        }
+    }
+
+    fn encode_view(
+        &self,
+        cx: &mut Cx<'_, M>,
+        state: &ViewState<M>,
+        msg: Option<&Msg>,
+    ) -> Option<(crate::buffer::SlotQueue, u16)> {
+        let mut stack = heapless::Vec::new();
+        for k in state.stack.layers() {
+            let _ = stack.push(k.code());
+        }
+        let message = msg.map_or(0, |m| cx.pool.len(m));
+        let head = ViewHead {
+            ltime: state.id.ltime,
+            coordinator: state.id.coordinator,
+            members: state.members.len() as u16,
+            primary: state.primary,
+            lineage_view: state.lineage.view,
+            lineage: state.lineage.members.len() as u16,
+            stack,
+            message: message as u32,
+        };
+        let mut w = Writer::new(cx.headroom(), Self::chunk_room(cx));
+        let built = (|| {
+            w.record(&mut cx.pool, &head)?;
+            for m in &state.members {
+                w.record(&mut cx.pool, m)?;
+            }
+            for id in &state.lineage.members {
+                w.record(&mut cx.pool, id)?;
+            }
+            Ok::<(), crate::buffer::PoolError>(())
+        })();
+        if built.is_err() {
+            w.discard(&mut cx.pool);
+            return None;
+        }
+        if let Some(m) = msg {
+            // The view message lives in the same pool as the chunks being
+            // written: copy it through a small buffer.
+            let mut buf = [0u8; 256];
+            let mut offset = 0;
+            loop {
+                let n = cx.pool.read_at(m, offset, &mut buf);
+                if n == 0 {
+                    break;
+                }
+                if w.raw(&mut cx.pool, &buf[..n]).is_err() {
+                    w.discard(&mut cx.pool);
+                    return None;
+                }
+                offset += n;
+            }
+        }
+        w.finish(&mut cx.pool).ok()
+    }
+
+    /// Reads a complete view blob: the state, and the view message moved
+    /// (not copied) out of the chunks.
+    fn decode_view(cx: &mut Cx<'_, M>, blob: Incoming) -> Option<(ViewState<M>, Option<Msg>)> {
+        let mut chunks = blob.chunks;
+        let parsed = {
+            let mut r = Reader::new(&cx.pool, &chunks);
+            (|| {
+                let head: ViewHead = r.record()?;
+                let mut members = heapless::Vec::new();
+                for _ in 0..head.members {
+                    members.push(r.record::<Member>()?).ok()?;
+                }
+                let mut lineage = heapless::Vec::new();
+                for _ in 0..head.lineage {
+                    lineage.push(r.record::<EndpointId>()?).ok()?;
+                }
+                let (chunk, offset) = r.position();
+                Some((head, members, lineage, chunk, offset))
+            })()
+        };
+        let Some((head, members, lineage, raw_chunk, raw_offset)) = parsed else {
+            cx.stats.malformed += 1;
+            cx.pool.queue_clear(&mut chunks);
+            return None;
+        };
+        let mut codes = heapless::Vec::<LayerKind, { crate::stack::MAX_LAYERS }>::new();
+        for c in &head.stack {
+            if let Some(k) = LayerKind::from_code(*c) {
+                let _ = codes.push(k);
+            }
+        }
+        let stack = match StackSpec::from_kinds(&codes) {
+            Ok(s) if codes.len() == head.stack.len() => s,
+            _ => {
+                cx.stats.malformed += 1;
+                cx.pool.queue_clear(&mut chunks);
+                return None;
+            }
+        };
+        // The raw part: drop the chunks before it and the records in its
+        // first chunk, keep the rest linked as one message.
+        let mut message: Option<Msg> = None;
+        let mut index = 0;
+        while let Some((_, mut chunk)) = cx.pool.queue_pop_front(&mut chunks) {
+            let keep = index > raw_chunk
+                || (index == raw_chunk && cx.pool.pop_front(&mut chunk, raw_offset).is_ok());
+            if keep && cx.pool.len(&chunk) > 0 {
+                match message.as_mut() {
+                    Some(m) => cx.pool.concat(m, chunk),
+                    None => message = Some(chunk),
+                }
+            } else {
+                cx.free(chunk);
+            }
+            index += 1;
+        }
+        let got = message.as_ref().map_or(0, |m| cx.pool.len(m));
+        if got != head.message as usize {
+            if let Some(m) = message {
+                cx.free(m);
+            }
+            cx.stats.malformed += 1;
+            return None;
+        }
+        let state = ViewState {
+            id: ViewId {
+                ltime: head.ltime,
+                coordinator: head.coordinator,
+            },
+            members,
+            primary: head.primary,
+            lineage: Lineage {
+                view: head.lineage_view,
+                members: lineage,
+            },
+            stack,
+        };
+        Some((state, message))
+    }
+
+    fn decode_members(
+        cx: &mut Cx<'_, M>,
+        blob: Incoming,
+    ) -> Option<(heapless::Vec<Member, M>, Lineage<M>)> {
+        let mut chunks = blob.chunks;
+        let parsed = {
+            let mut r = Reader::new(&cx.pool, &chunks);
+            (|| {
+                let head: MembersHead = r.record()?;
+                let mut members = heapless::Vec::new();
+                for _ in 0..head.members {
+                    members.push(r.record::<Member>()?).ok()?;
+                }
+                let mut lineage = heapless::Vec::new();
+                for _ in 0..head.lineage {
+                    lineage.push(r.record::<EndpointId>()?).ok()?;
+                }
+                Some((
+                    members,
+                    Lineage {
+                        view: head.lineage_view,
+                        members: lineage,
+                    },
+                ))
+            })()
+        };
+        cx.pool.queue_clear(&mut chunks);
+        if parsed.is_none() {
+            cx.stats.malformed += 1;
+        }
+        parsed
+    }
+
+    // ---- foreign messages ---------------------------------------------------
+
+    fn on_foreign(
+        &mut self,
+        cx: &mut Cx<'_, M>,
+        from: SocketAddr,
+        view: ViewId,
+        rank: Rank,
+        mut msg: Msg,
+    ) {
+        let Some(hdr) = cx.pool.pop_header::<Hdr>(&mut msg) else {
+            cx.stats.malformed += 1;
+            cx.free(msg);
+            return;
+        };
+        match hdr {
+            Hdr::Chunk {
+                blob,
+                key,
+                index,
+                total,
+            } => self.on_chunk(cx, from, view, rank, (blob, key, index, total), msg),
+            Hdr::ChunkAck { blob, key } => {
+                cx.free(msg);
+                for o in [&mut self.view_out, &mut self.members_out]
+                    .into_iter()
+                    .flatten()
+                {
+                    if o.kind == blob && o.key == key {
+                        o.ack(from);
+                    }
+                }
+                self.check_outgoing(cx);
+            }
+            Hdr::LeaveDone => {
+                cx.free(msg);
+                if self.leaving {
+                    self.exit(cx);
+                }
+            }
+            Hdr::MergeRequest => {
+                if let Some(req) = Self::body::<MergeRequest>(cx, msg) {
+                    self.on_merge_request(cx, from, view, req);
+                }
+            }
+            Hdr::MergeGrant => {
+                if let Some(g) = Self::body::<MergeGrant>(cx, msg) {
+                    self.on_merge_grant(cx, from, view, rank, g);
+                }
+            }
+            _ => {
+                cx.stats.malformed += 1;
+                cx.free(msg);
+            }
+        }
+    }
+
+    fn on_chunk(
+        &mut self,
+        cx: &mut Cx<'_, M>,
+        from: SocketAddr,
+        view: ViewId,
+        rank: Rank,
+        (kind, key, index, total): (BlobKind, u32, u16, u16),
+        msg: Msg,
+    ) {
+        if total == 0 || total > blob::MAX_CHUNKS {
+            cx.stats.malformed += 1;
+            cx.free(msg);
+            return;
+        }
+        match kind {
+            BlobKind::View => {
+                if self.installed_from == Some((from, view, key)) {
+                    // A repeat of the view already installed: the
+                    // coordinator missed the acknowledgement.
+                    cx.free(msg);
+                    Self::foreign::<()>(cx, from, Hdr::ChunkAck { blob: kind, key }, None);
+                    return;
+                }
+                if !self.expects_view(cx, view, rank, key) {
+                    cx.free(msg);
+                    return;
+                }
+                if !self
+                    .view_in
+                    .as_ref()
+                    .is_some_and(|b| b.matches(kind, key, from, total))
+                {
+                    if let Some(old) = self.view_in.take() {
+                        old.free(&mut cx.pool);
+                    }
+                    self.view_in = Some(Incoming::new(kind, key, from, total));
+                }
+                if let Some(f) = &mut self.follow {
+                    f.heard = cx.now;
+                }
+                let Some(b) = &mut self.view_in else {
+                    cx.free(msg);
+                    return;
+                };
+                b.add(&mut cx.pool, index, msg);
+                if b.complete() {
+                    let Some(b) = self.view_in.take() else { return };
+                    let Some((state, message)) = Self::decode_view(cx, b) else {
+                        return;
+                    };
+                    if state.rank_of(cx.view.my_endpoint()).is_none() {
+                        if let Some(m) = message {
+                            cx.free(m);
+                        }
+                        return;
+                    }
+                    Self::foreign::<()>(cx, from, Hdr::ChunkAck { blob: kind, key }, None);
+                    self.installed_from = Some((from, view, key));
+                    cx.shared.next = Some(state);
+                    cx.up(Up::Install { msg: message });
+                }
+            }
+            BlobKind::Members => {
+                let Some(mi) = self.lead.as_mut().and_then(|l| {
+                    let attempt = l.attempt;
+                    l.merge_in
+                        .as_mut()
+                        .filter(|m| m.addr == from && key == attempt)
+                }) else {
+                    cx.free(msg);
+                    return;
+                };
+                if mi.members.is_some() {
+                    cx.free(msg);
+                    Self::foreign::<()>(cx, from, Hdr::ChunkAck { blob: kind, key }, None);
+                    return;
+                }
+                if !mi
+                    .blob
+                    .as_ref()
+                    .is_some_and(|b| b.matches(kind, key, from, total))
+                {
+                    if let Some(old) = mi.blob.take() {
+                        old.free(&mut cx.pool);
+                    }
+                    mi.blob = Some(Incoming::new(kind, key, from, total));
+                }
+                let Some(b) = &mut mi.blob else {
+                    cx.free(msg);
+                    return;
+                };
+                b.add(&mut cx.pool, index, msg);
+                if b.complete() {
+                    let Some(b) = mi.blob.take() else { return };
+                    let decoded = Self::decode_members(cx, b);
+                    if decoded.is_some() {
+                        Self::foreign::<()>(cx, from, Hdr::ChunkAck { blob: kind, key }, None);
+                    }
+                    let ready = match self.lead.as_mut() {
+                        Some(l) => {
+                            if let Some(mi) = l.merge_in.as_mut() {
+                                mi.members = decoded;
+                            }
+                            l.phase == LeadPhase::Merging
+                        }
+                        None => false,
+                    };
+                    if ready {
+                        self.prepare(cx);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a view blob from `view`/`rank` for attempt `key` is the one
+    /// this member waits for.
+    fn expects_view(&self, cx: &Cx<'_, M>, view: ViewId, rank: Rank, key: u32) -> bool {
+        let Some(f) = &self.follow else { return false };
+        let ready = if self.sync {
+            f.phase == Phase::Flushed
+        } else {
+            f.phase >= Phase::Reported
+        };
+        let own = view == cx.view.id() && rank == f.coord && key == f.attempt;
+        let senior = f
+            .handoff
+            .is_some_and(|h| h.view == view && h.rank == rank && h.senior_attempt == key);
+        ready && (own || senior)
+    }
+
+    fn on_merge_request(
+        &mut self,
+        cx: &mut Cx<'_, M>,
+        from: SocketAddr,
+        view: ViewId,
+        req: MergeRequest,
+    ) {
+        let size = cx.view.len() as u16;
+        let senior =
+            size > req.size || (size == req.size && cx.view.coordinator() < view.coordinator);
+        let idle = self.lead.is_none() && self.follow.is_none() && !self.exited && !self.leaving;
+        if view == cx.view.id() || !senior || !idle || self.coordinator(cx) != cx.me() {
+            return;
+        }
+        if cx.view.len() + usize::from(req.size) > M {
+            return;
+        }
+        let merge_in = MergeIn {
+            addr: from,
+            view,
+            blob: None,
+            members: None,
+        };
+        self.start(cx, RankSet::EMPTY, RankSet::EMPTY, Some(merge_in), None);
+    }
+
+    fn on_merge_grant(
+        &mut self,
+        cx: &mut Cx<'_, M>,
+        from: SocketAddr,
+        view: ViewId,
+        rank: Rank,
+        g: MergeGrant,
+    ) {
+        let asked = self.asked_merge.is_some_and(|(a, _)| a == from);
+        let idle = self.lead.is_none() && self.follow.is_none() && !self.exited;
+        if !asked || !idle || self.coordinator(cx) != cx.me() {
+            return;
+        }
+        self.asked_merge = None;
+        let out = MergeOut {
+            addr: from,
+            view,
+            rank,
+            attempt: g.attempt,
+        };
+        let mut leaving = Self::in_view(cx, self.leavers);
+        if self.leaving {
+            leaving.insert(cx.me());
+        }
+        let mut failed = Self::in_view(cx, self.suspects);
+        failed.remove(cx.me());
+        self.start(cx, failed, leaving, None, Some(out));
+    }
+
+    /// Frees finished transfers; a coordinator that left exits after its view.
+    fn check_outgoing(&mut self, cx: &mut Cx<'_, M>) {
+        if self
+            .view_out
+            .as_ref()
+            .is_some_and(|o| o.done() || o.expired(cx.now))
+        {
+            if let Some(o) = self.view_out.take() {
+                o.free(&mut cx.pool);
+            }
+            if self.exit_after_view {
+                self.exit(cx);
+            }
+        }
+        if self
+            .members_out
+            .as_ref()
+            .is_some_and(|o| o.done() || o.expired(cx.now))
+        {
+            if let Some(o) = self.members_out.take() {
+                o.free(&mut cx.pool);
+            }
+        }
+    }
+
+    fn send_leave(&mut self, cx: &mut Cx<'_, M>) {
+        let coord = self.coordinator(cx);
+        if coord == cx.me() {
+            self.elect(cx);
+        } else {
+            Self::send::<()>(cx, coord, Hdr::Leave, None);
+        }
+        self.next_leave = Some(cx.now + cx.params.gmp_retry);
+    }
+
+    /// In-view messages of ours, from a cast or a send.
+    fn on_control(&mut self, cx: &mut Cx<'_, M>, from: Rank, hdr: Hdr, msg: Msg) {
+        match hdr {
+            Hdr::Block => {
+                if let Some(b) = Self::body::<Block>(cx, msg) {
+                    self.accept_block(cx, from, b);
+                }
+            }
+            Hdr::FlushOk => {
+                if let Some(ok) = Self::body::<FlushOk<M>>(cx, msg) {
+                    self.on_flush_ok(cx, from, ok);
+                }
+            }
+            Hdr::Cut => {
+                if let Some(c) = Self::body::<Cut<M>>(cx, msg) {
+                    self.on_cut(cx, from, c);
+                }
+            }
+            Hdr::Flushed => {
+                if let Some(f) = Self::body::<Flushed>(cx, msg) {
+                    self.on_flushed(cx, from, f);
+                }
+            }
+            Hdr::Handoff => {
+                if let Some(h) = Self::body::<Handoff>(cx, msg) {
+                    if let Some(f) = self
+                        .follow
+                        .as_mut()
+                        .filter(|f| f.coord == from && f.attempt == h.attempt)
+                    {
+                        f.handoff = Some(h);
+                        f.heard = cx.now;
+                    }
+                }
+            }
+            Hdr::Leave => {
+                cx.free(msg);
+                self.leavers.insert(from);
+                self.elect(cx);
+            }
+            _ => {
+                cx.stats.malformed += 1;
+                cx.free(msg);
+            }
+        }
+    }
+}
+
+impl<const M: usize> Layer<M> for Gmp<M> {
+    fn down(&mut self, ev: Down, cx: &mut Cx<'_, M>) {
+        if self.exited {
+            if let Some(m) = ev.into_msg() {
+                cx.free(m);
+            }
+            return;
+        }
+        match ev {
+            Down::Cast { mut msg, reliable } => {
+                if cx.pool.push_header(&mut msg, &Hdr::Data).is_ok() {
+                    cx.down(Down::Cast { msg, reliable });
+                } else {
+                    cx.free(msg);
+                }
+            }
+            Down::Send {
+                to,
+                mut msg,
+                reliable,
+            } => {
+                if cx.pool.push_header(&mut msg, &Hdr::Data).is_ok() {
+                    cx.down(Down::Send { to, msg, reliable });
+                } else {
+                    cx.free(msg);
+                }
+            }
+            Down::Leave => {
+                self.leaving = true;
+                self.leave_since = Some(cx.now);
+                if cx.view.len() == 1 {
+                    self.exit(cx);
+                } else {
+                    self.send_leave(cx);
+                }
+            }
+            Down::Suspect(set) => {
+                for r in Self::in_view(cx, set).iter().filter(|r| *r != cx.me()) {
+                    self.suspects.insert(r);
+                }
+                self.elect(cx);
+            }
+            Down::RequestView => {
+                self.want_view = true;
+                self.elect(cx);
+            }
+            Down::Ready { msg } => {
+                if self
+                    .lead
+                    .as_ref()
+                    .is_some_and(|l| l.phase == LeadPhase::Preparing)
+                {
+                    self.finish(cx, msg);
+                } else if let Some(m) = msg {
+                    cx.free(m);
+                }
+            }
+            Down::Merge { to, view } => {
+                let asked = self
+                    .asked_merge
+                    .is_some_and(|(_, at)| cx.now < at + cx.params.gmp_timeout);
+                let idle = self.lead.is_none() && self.follow.is_none() && !self.leaving;
+                if idle && !asked && view != cx.view.id() && self.coordinator(cx) == cx.me() {
+                    let req = MergeRequest {
+                        size: cx.view.len() as u16,
+                    };
+                    Self::foreign(cx, to, Hdr::MergeRequest, Some(&req));
+                    self.asked_merge = Some((to, cx.now));
+                    cx.stats.merge_requests += 1;
+                }
+            }
+            other => cx.down(other),
+        }
+    }
+
+    fn up(&mut self, ev: Up, cx: &mut Cx<'_, M>) {
+        if self.exited {
+            if let Some(m) = ev.into_msg() {
+                cx.free(m);
+            }
+            return;
+        }
+        match ev {
+            Up::Cast {
+                from,
+                mut msg,
+                reliable,
+            } => match cx.pool.pop_header::<Hdr>(&mut msg) {
+                Some(Hdr::Data) => cx.up(Up::Cast {
+                    from,
+                    msg,
+                    reliable,
+                }),
+                Some(hdr) => self.on_control(cx, from, hdr, msg),
+                None => {
+                    cx.stats.malformed += 1;
+                    cx.free(msg);
+                }
+            },
+            Up::Send {
+                from,
+                mut msg,
+                reliable,
+            } => match cx.pool.pop_header::<Hdr>(&mut msg) {
+                Some(Hdr::Data) => cx.up(Up::Send {
+                    from,
+                    msg,
+                    reliable,
+                }),
+                Some(hdr) => self.on_control(cx, from, hdr, msg),
+                None => {
+                    cx.stats.malformed += 1;
+                    cx.free(msg);
+                }
+            },
+            Up::Foreign {
+                from,
+                view,
+                rank,
+                layer: LayerKind::Gmp,
+                msg,
+            } => self.on_foreign(cx, from, view, rank, msg),
+            Up::Suspect(set) => {
+                for r in Self::in_view(cx, set).iter().filter(|r| *r != cx.me()) {
+                    self.suspects.insert(r);
+                }
+                self.elect(cx);
+            }
+            Up::Ready => {
+                if self.follow.is_some_and(|f| f.phase == Phase::Blocking) {
+                    self.report(cx);
+                }
+            }
+            Up::Flushed => {
+                if self.follow.is_some_and(|f| f.phase == Phase::Cutting) {
+                    self.flushed(cx);
+                }
+            }
+            other => cx.up(other),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        if self.exited {
+            return None;
+        }
+        let mut t = None;
+        if let Some(l) = &self.lead {
+            t = earliest(t, Some(l.next_retry));
+        }
+        if let Some(f) = &self.follow {
+            t = earliest(t, Some(f.heard + self.timeout));
+        }
+        for o in [&self.view_out, &self.members_out].into_iter().flatten() {
+            t = earliest(t, o.deadline());
+        }
+        t = earliest(t, self.next_leave);
+        t = earliest(t, self.leave_done_at);
+        if let Some(l) = &self.lead {
+            t = earliest(t, Some(l.since + self.timeout));
+        }
+        t
+    }
+
+    fn timeout(&mut self, cx: &mut Cx<'_, M>) {
+        self.timeout = cx.params.gmp_timeout;
+        let now = cx.now;
+        // Transfers under way.
+        for o in [&mut self.view_out, &mut self.members_out]
+            .into_iter()
+            .flatten()
+        {
+            o.tick(now);
+            o.send(cx);
+        }
+        self.check_outgoing(cx);
+        // Leavers of the last view change.
+        if self.leave_done_at.is_some_and(|t| now >= t) {
+            self.leave_done_rounds = self.leave_done_rounds.saturating_sub(1);
+            for i in 0..self.leave_done.len() {
+                let to = self.leave_done[i];
+                Self::foreign::<()>(cx, to, Hdr::LeaveDone, None);
+            }
+            self.leave_done_at = (self.leave_done_rounds > 0).then(|| now + cx.params.gmp_retry);
+        }
+        // A member leaving: ask again, and give up waiting after a while.
+        if self.leaving {
+            if self
+                .leave_since
+                .is_some_and(|s| now >= s + cx.params.gmp_timeout + cx.params.gmp_timeout)
+            {
+                self.exit(cx);
+                return;
+            }
+            if self.next_leave.is_some_and(|t| now >= t)
+                && self.lead.is_none()
+                && self.follow.is_none()
+            {
+                self.send_leave(cx);
+            }
+        } else {
+            self.next_leave = None;
+        }
+        // The attempt this member coordinates.
+        if let Some(l) = &mut self.lead {
+            if now >= l.since + cx.params.gmp_timeout {
+                match l.phase {
+                    LeadPhase::Blocking | LeadPhase::Cutting => {
+                        // Whoever has not answered is treated as failed.
+                        let mut silent = Self::survivors(cx, l.failed);
+                        for r in l.replied.iter() {
+                            silent.remove(r);
+                        }
+                        for r in silent.iter().filter(|r| *r != cx.me()) {
+                            self.suspects.insert(r);
+                        }
+                        cx.stats.view_timeouts += 1;
+                        self.elect(cx);
+                        return;
+                    }
+                    LeadPhase::Merging => {
+                        // The other side of the merge did not come through.
+                        l.merge_in = None;
+                        l.merge_out = None;
+                        if let Some(f) = &mut self.follow {
+                            f.handoff = None;
+                        }
+                        self.prepare(cx);
+                        return;
+                    }
+                    LeadPhase::Preparing => {
+                        // The application did not give a view message in time.
+                        self.finish(cx, None);
+                        return;
+                    }
+                }
+            }
+            if now >= l.next_retry {
+                l.next_retry = now + cx.params.gmp_retry;
+                let (attempt, failed, leaving, phase) = (l.attempt, l.failed, l.leaving, l.phase);
+                let grant = l
+                    .merge_in
+                    .as_ref()
+                    .filter(|m| m.members.is_none())
+                    .map(|m| m.addr);
+                if phase == LeadPhase::Blocking {
+                    Self::cast(
+                        cx,
+                        Hdr::Block,
+                        &Block {
+                            attempt,
+                            failed,
+                            leaving,
+                        },
+                    );
+                } else if let Some(cut) = self.cut_message(cx) {
+                    Self::cast(cx, Hdr::Cut, &cut);
+                }
+                if let Some(addr) = grant {
+                    Self::foreign(cx, addr, Hdr::MergeGrant, Some(&MergeGrant { attempt }));
+                }
+            }
+        }
+        // The attempt this member follows: a silent coordinator is suspected.
+        if let Some(f) = &self.follow {
+            if f.coord != cx.me() && now >= f.heard + cx.params.gmp_timeout {
+                self.suspects.insert(f.coord);
+                self.follow = None;
+                self.elect(cx);
+            }
+        }
+    }
+
+    fn pending(&self) -> bool {
+        [&self.view_out, &self.members_out]
+            .into_iter()
+            .flatten()
+            .any(|o| o.pending())
+    }
+
+    fn resume(&mut self, cx: &mut Cx<'_, M>) {
+        for o in [&mut self.view_out, &mut self.members_out]
+            .into_iter()
+            .flatten()
+        {
+            o.send(cx);
+        }
+    }
+
+    fn clear(&mut self, pool: &mut Pool<'_>) {
+        if let Some(b) = self.view_in.take() {
+            b.free(pool);
+        }
+        if let Some(l) = self.lead.take() {
+            if let Some(b) = l.merge_in.and_then(|m| m.blob) {
+                b.free(pool);
+            }
+        }
+    }
+
+    fn install(&mut self, cx: &mut Cx<'_, M>) {
+        self.clear(&mut cx.pool);
+        self.suspects = RankSet::EMPTY;
+        self.leavers = RankSet::EMPTY;
+        self.want_view = false;
+        // Attempt numbers keep growing from view to view, so that what a
+        // coordinator sends in one view change is never mistaken for what it
+        // sent in an earlier one.
+        self.follow = None;
+        self.asked_merge = None;
+        if self.leaving && !self.exited {
+            // Still here: ask the new coordinator.
+            if cx.view.len() == 1 {
+                self.exit(cx);
+            } else {
+                self.send_leave(cx);
+            }
+        }
+    }
+
+    fn max_header() -> usize {
+        Hdr::POSTCARD_MAX_SIZE
+    }
+}

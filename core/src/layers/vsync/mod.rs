@@ -1,0 +1,13 @@
+//! Virtual synchrony: membership, the flush, failure detection.
+
+mod gmp;
+mod primary;
+mod slander;
+mod suspect;
+mod sync;
+
+pub(crate) use gmp::Gmp;
+pub(crate) use primary::Primary;
+pub(crate) use slander::Slander;
+pub(crate) use suspect::Suspect;
+pub(crate) use sync::{HELD_MAX, Sync};
