@@ -672,6 +672,11 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
         (shared / (2 * self.view.len().max(1))).max(1)
     }
 
+    /// The largest datagram this endpoint sends or accepts (a pool slot).
+    pub fn slot_size(&self) -> usize {
+        self.pool.slot_size()
+    }
+
     /// Pool slots: (in use now, most ever in use, total).
     pub fn pool_usage(&self) -> (usize, usize, usize) {
         (

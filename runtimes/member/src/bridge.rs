@@ -346,29 +346,22 @@ where
         leaving: Vec::new(),
         started,
     };
+    // Each profile is built in a function of its own: an unoptimised build
+    // reserves stack for every local of a function, and the server endpoint
+    // is a value of more than 100 KB.
     let task = match options.capacity {
-        Capacity::Small => {
-            let storage = vec![0u8; storage_bytes(Small::MEMBERS, Small::SLOT_SIZE, Small::SLOTS)];
-            let ep = Endpoint::<{ Small::MEMBERS }, _>::join(
-                &config,
-                address,
-                storage,
-                Small::SLOT_SIZE,
-            )?;
-            Task::Small(run_task(ep, transport, clock, bridge, Small::SLOT_SIZE))
-        }
-        Capacity::Server => {
-            let storage =
-                vec![0u8; storage_bytes(Server::MEMBERS, Server::SLOT_SIZE, Server::SLOTS)];
-            // Built on the heap: a server endpoint is too large a value for small stacks.
-            let ep = Box::new(Endpoint::<{ Server::MEMBERS }, _>::join(
-                &config,
-                address,
-                storage,
-                Server::SLOT_SIZE,
-            )?);
-            Task::Server(run_boxed(ep, transport, clock, bridge, Server::SLOT_SIZE))
-        }
+        Capacity::Small => Task::Small(run_task(
+            build_small(&config, address)?,
+            transport,
+            clock,
+            bridge,
+        )),
+        Capacity::Server => Task::Server(run_task(
+            build_server(&config, address)?,
+            transport,
+            clock,
+            bridge,
+        )),
     };
     Ok(Prepared {
         member: Member {
@@ -382,27 +375,43 @@ where
     })
 }
 
-async fn run_task<const M: usize, T: Transport, C: Clock>(
-    mut ep: Endpoint<M, Vec<u8>>,
-    mut transport: T,
-    clock: C,
-    mut bridge: Bridge<C>,
-    slot: usize,
-) {
-    let mut buf = vec![0u8; slot];
-    if let Err(e) = drive(&mut ep, &mut transport, &clock, &mut bridge, &mut buf).await {
-        log::error!("member task stopped: {e:?}");
-    }
+/// A small-profile endpoint, on the heap.
+#[inline(never)]
+fn build_small(
+    config: &Config<'_>,
+    address: SocketAddr,
+) -> Result<Box<Endpoint<{ Small::MEMBERS }, Vec<u8>>>, JoinError> {
+    let storage = vec![0u8; storage_bytes(Small::MEMBERS, Small::SLOT_SIZE, Small::SLOTS)];
+    Ok(Box::new(Endpoint::join(
+        config,
+        address,
+        storage,
+        Small::SLOT_SIZE,
+    )?))
 }
 
-async fn run_boxed<const M: usize, T: Transport, C: Clock>(
+/// A server-profile endpoint, on the heap.
+#[inline(never)]
+fn build_server(
+    config: &Config<'_>,
+    address: SocketAddr,
+) -> Result<Box<Endpoint<{ Server::MEMBERS }, Vec<u8>>>, JoinError> {
+    let storage = vec![0u8; storage_bytes(Server::MEMBERS, Server::SLOT_SIZE, Server::SLOTS)];
+    Ok(Box::new(Endpoint::join(
+        config,
+        address,
+        storage,
+        Server::SLOT_SIZE,
+    )?))
+}
+
+async fn run_task<const M: usize, T: Transport, C: Clock>(
     mut ep: Box<Endpoint<M, Vec<u8>>>,
     mut transport: T,
     clock: C,
     mut bridge: Bridge<C>,
-    slot: usize,
 ) {
-    let mut buf = vec![0u8; slot];
+    let mut buf = vec![0u8; ep.slot_size()];
     if let Err(e) = drive(&mut *ep, &mut transport, &clock, &mut bridge, &mut buf).await {
         log::error!("member task stopped: {e:?}");
     }
