@@ -109,11 +109,7 @@ pub async fn spawn(options: JoinOptions) -> Result<Running, JoinError> {
         address: bind,
         error,
     })?;
-    let address = match advertise {
-        Some(a) => a,
-        None if local.ip().is_unspecified() => return Err(JoinError::NoAdvertisedAddress(local)),
-        None => local,
-    };
+    let address = consort_member::advertised_address(local, advertise)?;
     let consort_member::Prepared {
         member,
         events,

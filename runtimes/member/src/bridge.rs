@@ -132,10 +132,24 @@ impl<C: Clock> Bridge<C> {
                 let _ = ep.block_ok(now);
             }
         }
+        self.publish_status(ep);
+        exited
+    }
+
+    fn publish_status<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>>(&self, ep: &Endpoint<M, B>) {
         if let Ok(mut s) = self.shared.status.lock() {
             *s = ep.status();
         }
-        exited
+    }
+
+    fn reply<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>, T>(
+        &self,
+        ep: &Endpoint<M, B>,
+        to: &async_channel::Sender<T>,
+        result: T,
+    ) {
+        self.publish_status(ep);
+        let _ = to.try_send(result);
     }
 
     fn answer<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>>(
@@ -144,27 +158,35 @@ impl<C: Clock> Bridge<C> {
         now: Instant,
     ) {
         while let Some(req) = self.control.pop_front() {
+            // Each answer goes back after the shared status says what the
+            // request did, so a caller reading `status()` next sees it.
             match req {
                 Request::Suspect { members, reply } => {
-                    let _ = reply.try_send(ep.suspect(now, &members));
+                    let r = ep.suspect(now, &members);
+                    self.reply(ep, &reply, r);
                 }
                 Request::BlockOk { reply } => {
-                    let _ = reply.try_send(ep.block_ok(now));
+                    let r = ep.block_ok(now);
+                    self.reply(ep, &reply, r);
                 }
                 Request::ChangeProtocol { stack, reply } => {
-                    let _ = reply.try_send(ep.change_protocol(now, &stack));
+                    let r = ep.change_protocol(now, &stack);
+                    self.reply(ep, &reply, r);
                 }
                 Request::NewView { reply } => {
-                    let _ = reply.try_send(ep.request_new_view(now));
+                    let r = ep.request_new_view(now);
+                    self.reply(ep, &reply, r);
                 }
                 Request::ViewMessage { bytes, reply } => {
-                    let _ = reply.try_send(ep.view_message(now, &bytes));
+                    let r = ep.view_message(now, &bytes);
+                    self.reply(ep, &reply, r);
                 }
                 Request::Leave { reply } => {
                     if let Some(r) = reply {
                         self.leaving.push(r);
                     }
                     let _ = ep.leave(now);
+                    self.publish_status(ep);
                 }
                 other => self.messages.push_back(other),
             }

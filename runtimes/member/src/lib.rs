@@ -40,4 +40,4 @@ pub use callbacks::{GroupMember, run};
 pub use consort_core::{EndpointId, SendView, Status};
 pub use error::{JoinError, MemberError};
 pub use member::{Events, Member, MemberEvent, ViewInfo};
-pub use options::{Capacity, JoinOptions};
+pub use options::{Capacity, JoinOptions, advertised_address};

@@ -186,6 +186,30 @@ impl Member {
             .map_err(MemberError::Send)
     }
 
+    /// Sends the same bytes to each of several members (the seed's
+    /// `Send(dests, msg)`); one point-to-point message per destination, each
+    /// FIFO with the others from this member. Returns in which view each one
+    /// goes out, in the order of `to`.
+    ///
+    /// ```no_run
+    /// # async fn f(member: &consort_member::Member, a: consort_core::EndpointId, b: consort_core::EndpointId) {
+    /// let views = member.send_to_many(&[a, b], b"to a and b".to_vec()).await.unwrap();
+    /// assert_eq!(views.len(), 2);
+    /// # }
+    /// ```
+    pub async fn send_to_many(
+        &self,
+        to: &[EndpointId],
+        bytes: impl Into<Vec<u8>>,
+    ) -> Result<Vec<SendView>, MemberError> {
+        let bytes = bytes.into();
+        let mut views = Vec::with_capacity(to.len());
+        for &dest in to {
+            views.push(self.send(dest, bytes.clone()).await?);
+        }
+        Ok(views)
+    }
+
     /// Queues a cast without waiting (for callbacks, which cannot await).
     pub fn cast_nowait(&self, bytes: impl Into<Vec<u8>>) -> Result<(), MemberError> {
         let (reply, _) = async_channel::bounded(1);
@@ -194,6 +218,14 @@ impl Member {
                 bytes: bytes.into(),
                 reply,
             })
+            .map_err(|_| MemberError::Left)
+    }
+
+    /// Asks to leave without waiting (for callbacks, which cannot await):
+    /// `Exit` follows as the last event, as after [`Member::leave`].
+    pub fn leave_nowait(&self) -> Result<(), MemberError> {
+        self.requests
+            .try_send(Request::Leave { reply: None })
             .map_err(|_| MemberError::Left)
     }
 

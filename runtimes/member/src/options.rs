@@ -110,7 +110,7 @@ impl JoinOptions {
     }
 
     /// The address other members should send to, when it is not the bound
-    /// one (a wildcard bind, NAT).
+    /// one (a wildcard bind, NAT). Port 0 means the bound port.
     pub fn advertise(mut self, address: impl Into<String>) -> Self {
         self.advertise = Some(address.into());
         self
@@ -211,4 +211,31 @@ fn resolve_one(address: &str) -> Result<SocketAddr, JoinError> {
                 "no address",
             ))
         })
+}
+
+/// Where other members reach a socket bound at `local`: the advertised
+/// address if there is one (its port 0 standing for the bound port), else
+/// the bound address, which must then not be a wildcard.
+///
+/// ```
+/// use consort_member::advertised_address;
+/// let local = "0.0.0.0:4000".parse().unwrap();
+/// let public = advertised_address(local, Some("192.0.2.7:0".parse().unwrap())).unwrap();
+/// assert_eq!(public.to_string(), "192.0.2.7:4000");
+/// assert!(advertised_address(local, None).is_err());
+/// ```
+pub fn advertised_address(
+    local: SocketAddr,
+    advertise: Option<SocketAddr>,
+) -> Result<SocketAddr, JoinError> {
+    match advertise {
+        Some(mut a) => {
+            if a.port() == 0 {
+                a.set_port(local.port());
+            }
+            Ok(a)
+        }
+        None if local.ip().is_unspecified() => Err(JoinError::NoAdvertisedAddress(local)),
+        None => Ok(local),
+    }
 }
