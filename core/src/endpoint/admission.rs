@@ -41,8 +41,9 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             return Err(SendError::TooLarge { len, max });
         }
         let frags = len.div_ceil(self.geometry.frag_payload).max(1);
-        if self.status == Status::Blocked {
-            // Held for the next view by Sync: bounded by its queue and the pool.
+        if self.status == Status::Blocked || self.shared.held.msgs > 0 {
+            // Held by Sync (for the next view, or behind what it still
+            // releases after an install): bounded by its queue and the pool.
             if self.shared.held.msgs as usize >= HELD_MAX
                 || self.pool.free() < 3 * frags + ADMISSION_RESERVE
             {

@@ -536,11 +536,15 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
     /// The next application event, if any. Call until it returns `None`.
     pub fn poll_event(&mut self) -> Option<Event<'_, M>> {
         self.reclaim();
-        let item = self.app.pop_front()?;
-        if !self.queue.is_empty() {
-            // The scheduler may have been waiting for room in the event queue.
+        if !self.queue.is_empty() || self.layers_pending() {
+            // The scheduler may have been waiting for room in the event
+            // queue, or for the application to drain the old view's events
+            // before an install; layers may have work that waited for the
+            // same room. It runs before the next event is taken, so that
+            // the event is read against the view it was queued in.
             self.run(self.now);
         }
+        let item = self.app.pop_front()?;
         let (from, msg, cast) = match item {
             AppItem::Writable => return Some(Event::Writable),
             AppItem::Block => return Some(Event::Block),
@@ -708,6 +712,22 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> core::fmt::Debug for Endpoint
             .field("events", &self.app.len())
             .field("transmits", &self.tx.len())
             .field("deadline", &self.poll_timeout())
+            .field("layer_deadlines", &LayerDeadlines(self))
             .finish()
+    }
+}
+
+/// Each layer's own deadline, for the debugging summary.
+struct LayerDeadlines<'a, const M: usize, B>(&'a Endpoint<M, B>);
+
+impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> core::fmt::Debug for LayerDeadlines<'_, M, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut list = f.debug_list();
+        for kind in self.0.spec.layers() {
+            if let Some(t) = on_layer!(*kind, ref self.0.layers, l => Layer::<M>::deadline(l)) {
+                list.entry(&(kind, t));
+            }
+        }
+        list.finish()
     }
 }

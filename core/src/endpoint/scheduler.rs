@@ -58,6 +58,15 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
         !self.queue.is_empty()
     }
 
+    /// Whether a layer has work it stopped for lack of room (Sync releasing
+    /// held messages, Mnak releasing buffered ones, a view transfer).
+    pub(super) fn layers_pending(&self) -> bool {
+        self.spec
+            .layers()
+            .iter()
+            .any(|kind| on_layer!(*kind, ref self.layers, l => Layer::<M>::pending(l)))
+    }
+
     /// Processes queued events until the queue is empty or the application
     /// must drain events first.
     pub(super) fn run(&mut self, now: Instant) {
@@ -74,6 +83,12 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
                             let _ = self.queue.push_back(q);
                         }
                         continue;
+                    }
+                    // ... and once the application has taken every event of
+                    // the old view: they name senders by rank and refer to
+                    // `self.view`, which the install replaces.
+                    if install && !self.app.is_empty() {
+                        return;
                     }
                     if self.app.is_full() {
                         return;

@@ -87,6 +87,7 @@ impl<const M: usize> Frag<M> {
         from: Rank,
         mut msg: Msg,
         cast: bool,
+        reliable: bool,
         cx: &mut Cx<'_, M>,
     ) -> Option<Msg> {
         let Some(hdr) = cx.pool.pop_header::<Hdr>(&mut msg) else {
@@ -94,6 +95,17 @@ impl<const M: usize> Frag<M> {
             cx.free(msg);
             return None;
         };
+        if !reliable {
+            // Layers' own unreliable messages (pings, gossip) are one slot
+            // each and arrive out of sequence, between the fragments of a
+            // reliable message: they never touch the reassembly state.
+            if hdr == Hdr::Whole {
+                return Some(msg);
+            }
+            cx.stats.malformed += 1;
+            cx.free(msg);
+            return None;
+        }
         let table = if cast {
             &mut self.casts
         } else {
@@ -181,7 +193,7 @@ impl<const M: usize> Layer<M> for Frag<M> {
                 msg,
                 reliable,
             } => {
-                if let Some(msg) = self.reassemble(from, msg, true, cx) {
+                if let Some(msg) = self.reassemble(from, msg, true, reliable, cx) {
                     cx.up(Up::Cast {
                         from,
                         msg,
@@ -194,7 +206,7 @@ impl<const M: usize> Layer<M> for Frag<M> {
                 msg,
                 reliable,
             } => {
-                if let Some(msg) = self.reassemble(from, msg, false, cx) {
+                if let Some(msg) = self.reassemble(from, msg, false, reliable, cx) {
                     cx.up(Up::Send {
                         from,
                         msg,
@@ -279,6 +291,67 @@ mod tests {
         receiver.finish(up);
         assert_eq!(receiver.in_use(), 0);
         assert_eq!(sender.in_use(), 0);
+    }
+
+    #[test]
+    fn an_unreliable_message_between_fragments_leaves_the_partial_alone() {
+        // A ping (unreliable, one slot) arrives between the fragments of a
+        // reliable cast from the same sender: both must come up intact.
+        let mut sender = Harness::<4>::new(3, 0);
+        let mut f = frag();
+        let data: Vec<u8> = (0..150).collect();
+        let m = sender.chain(&data, 64);
+        sender.down(
+            &mut f,
+            Down::Cast {
+                msg: m,
+                reliable: true,
+            },
+        );
+        let ping = sender.msg(b"ping");
+        sender.down(
+            &mut f,
+            Down::Cast {
+                msg: ping,
+                reliable: false,
+            },
+        );
+        let mut wire: Vec<(Vec<u8>, bool)> = Vec::new();
+        for ev in sender.take_down() {
+            let Down::Cast { msg, reliable } = ev else {
+                panic!()
+            };
+            wire.push((sender.bytes(&msg), reliable));
+            sender.pool().free(msg);
+        }
+        // Fragment, ping, fragment, fragment.
+        let ping = wire.remove(3);
+        wire.insert(1, ping);
+        let mut receiver = Harness::<4>::new(3, 1);
+        let mut g = frag();
+        for (bytes, reliable) in wire {
+            let msg = receiver.msg(&bytes);
+            receiver.up(
+                &mut g,
+                Up::Cast {
+                    from: Rank(0),
+                    msg,
+                    reliable,
+                },
+            );
+        }
+        let up = receiver.take_up();
+        let got: Vec<(Vec<u8>, bool)> = up
+            .iter()
+            .map(|e| match e {
+                Up::Cast { msg, reliable, .. } => (receiver.bytes(msg), *reliable),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(got, [(b"ping".to_vec(), false), (data, true)]);
+        assert_eq!(receiver.stats.frag_discarded, 0);
+        receiver.finish(up);
+        assert_eq!(receiver.in_use(), 0);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use heapless::Deque;
 use crate::buffer::{Msg, Pool};
 use crate::id::{EndpointId, Rank};
 use crate::layers::Layer;
-use crate::stack::{Backlog, Cx, Down, Up};
+use crate::stack::{Backlog, Cx, Down, FANOUT, Up};
 use crate::time::Instant;
 
 /// How often Sync looks again at acknowledgements it waits for.
@@ -51,6 +51,8 @@ pub(crate) struct Sync {
     held: Deque<Held, HELD_MAX>,
     /// Held messages still to send after an install.
     releasing: bool,
+    /// A view change began while releasing: it starts here once all is out.
+    flush_deferred: bool,
     poll_at: Option<Instant>,
 }
 
@@ -105,34 +107,55 @@ impl Sync {
         }
     }
 
+    /// Starts a view change that arrived while held messages were going out.
+    fn resume_flush<const M: usize>(&mut self, cx: &mut Cx<'_, M>) {
+        if core::mem::take(&mut self.flush_deferred) {
+            Layer::<M>::down(self, Down::Flush, cx);
+        }
+    }
+
+    /// Sends the oldest held message down, one per call: a held cast can
+    /// expand below into Local's copy and Frag's fragments (up to
+    /// `MAX_FRAGMENTS`), so the next waits until the scheduler queue has
+    /// drained again (`resume` runs only then). Releasing them all at once
+    /// overflowed the queue and lost events.
     fn release<const M: usize>(&mut self, cx: &mut Cx<'_, M>) {
-        while self.releasing {
-            if !cx.can_release() {
-                return;
+        if !self.releasing {
+            return;
+        }
+        let Some(front) = self.held.front() else {
+            self.releasing = false;
+            self.resume_flush(cx);
+            return;
+        };
+        if cx.room() < cx.pool.chain_len(&front.msg) + 4 * FANOUT {
+            return;
+        }
+        let Some(Held { msg, to }) = self.held.pop_front() else {
+            return;
+        };
+        self.releasing = !self.held.is_empty();
+        let len = cx.pool.len(&msg) as u32;
+        cx.shared.held.msgs = cx.shared.held.msgs.saturating_sub(1);
+        cx.shared.held.bytes = cx.shared.held.bytes.saturating_sub(len);
+        match to.map(|id| cx.view.rank_of(id)) {
+            None => cx.down(Down::Cast {
+                msg,
+                reliable: true,
+            }),
+            Some(Some(to)) if to != cx.me() => cx.down(Down::Send {
+                to,
+                msg,
+                reliable: true,
+            }),
+            // The destination did not come into the new view.
+            Some(_) => {
+                cx.stats.sends_to_departed += 1;
+                cx.free(msg);
             }
-            let Some(Held { msg, to }) = self.held.pop_front() else {
-                self.releasing = false;
-                break;
-            };
-            let len = cx.pool.len(&msg) as u32;
-            cx.shared.held.msgs = cx.shared.held.msgs.saturating_sub(1);
-            cx.shared.held.bytes = cx.shared.held.bytes.saturating_sub(len);
-            match to.map(|id| cx.view.rank_of(id)) {
-                None => cx.down(Down::Cast {
-                    msg,
-                    reliable: true,
-                }),
-                Some(Some(to)) if to != cx.me() => cx.down(Down::Send {
-                    to,
-                    msg,
-                    reliable: true,
-                }),
-                // The destination did not come into the new view.
-                Some(_) => {
-                    cx.stats.sends_to_departed += 1;
-                    cx.free(msg);
-                }
-            }
+        }
+        if !self.releasing {
+            self.resume_flush(cx);
         }
     }
 }
@@ -140,8 +163,10 @@ impl Sync {
 impl<const M: usize> Layer<M> for Sync {
     fn down(&mut self, ev: Down, cx: &mut Cx<'_, M>) {
         match ev {
+            // Blocked: held for the next view. Still releasing what was held
+            // for this one: queued behind it, so that FIFO holds.
             Down::Cast { reliable: true, .. } | Down::Send { reliable: true, .. }
-                if self.blocked =>
+                if self.blocked || self.releasing =>
             {
                 self.hold(cx, ev);
             }
@@ -149,7 +174,13 @@ impl<const M: usize> Layer<M> for Sync {
                 self.blocked = true;
                 self.progress(cx);
             }
+            Down::Flush if self.releasing => {
+                // What was held for this view (or accepted behind it) must
+                // all go out in this view: the view change waits for it.
+                self.flush_deferred = true;
+            }
             Down::Flush => {
+                self.flush_deferred = false;
                 // A new attempt: freeze the failed members at what this member
                 // has; everyone else flows until the cut.
                 let n = cx.view.len();
@@ -221,6 +252,7 @@ impl<const M: usize> Layer<M> for Sync {
         self.want_flushed = false;
         self.cut_reached = false;
         self.poll_at = None;
+        self.flush_deferred = false;
         self.releasing = !self.held.is_empty();
         let bytes = self.held.iter().map(|h| cx.pool.len(&h.msg) as u32).sum();
         cx.shared.held = Backlog {

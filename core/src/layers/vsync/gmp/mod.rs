@@ -128,6 +128,11 @@ pub(crate) struct Gmp<const M: usize> {
     /// The view blob last installed: (sender, sender's view, key), to
     /// acknowledge repeats.
     installed_from: Option<(SocketAddr, ViewId, u32)>,
+    /// The highest `ltime` this member has proposed as coordinator. A
+    /// proposal that some members may have installed must never be
+    /// followed by another under the same id: the next one goes higher
+    /// even if this member never installed the first.
+    proposed_ltime: u32,
     // Per view.
     suspects: RankSet,
     leavers: RankSet,
@@ -157,6 +162,7 @@ impl<const M: usize> Gmp<M> {
             leave_done_at: None,
             exit_after_view: false,
             installed_from: None,
+            proposed_ltime: 0,
             suspects: RankSet::EMPTY,
             leavers: RankSet::EMPTY,
             want_view: false,
@@ -639,7 +645,7 @@ impl<const M: usize> Gmp<M> {
             .filter(|r| !l.failed.contains(*r) && !l.leaving.contains(*r))
             .filter_map(|r| cx.view.member(r).copied())
             .collect();
-        let mut ltime = cx.view.ltime();
+        let mut ltime = cx.view.ltime().max(self.proposed_ltime);
         let mut lineage = Self::lineage_of(cx);
         if let Some((joining, their)) = l.merge_in.as_ref().and_then(|m| m.members.as_ref()) {
             for m in joining.iter() {
@@ -658,6 +664,7 @@ impl<const M: usize> Gmp<M> {
             self.exit(cx);
             return;
         };
+        self.proposed_ltime = ltime + 1;
         let state = ViewState {
             id: ViewId {
                 ltime: ltime + 1,
@@ -1102,7 +1109,17 @@ impl<const M: usize> Gmp<M> {
         let size = cx.view.len() as u16;
         let senior =
             size > req.size || (size == req.size && cx.view.coordinator() < view.coordinator);
-        let idle = self.lead.is_none() && self.follow.is_none() && !self.exited && !self.leaving;
+        // A coordinator that has itself asked a senior to merge waits for
+        // that answer: taking in a junior now would leave the senior's
+        // grant unanswered and the senior blocked until gmp_timeout.
+        let asking = self
+            .asked_merge
+            .is_some_and(|(_, at)| cx.now < at + cx.params.gmp_timeout);
+        let idle = self.lead.is_none()
+            && self.follow.is_none()
+            && !self.exited
+            && !self.leaving
+            && !asking;
         if view == cx.view.id() || !senior || !idle || self.coordinator(cx) != cx.me() {
             return;
         }
@@ -1424,11 +1441,13 @@ impl<const M: usize> Layer<M> for Gmp<M> {
                 self.exit(cx);
                 return;
             }
-            if self.next_leave.is_some_and(|t| now >= t)
-                && self.lead.is_none()
-                && self.follow.is_none()
-            {
-                self.send_leave(cx);
+            if self.next_leave.is_some_and(|t| now >= t) {
+                if self.lead.is_none() && self.follow.is_none() {
+                    self.send_leave(cx);
+                } else {
+                    // A view change is under way: ask again after it.
+                    self.next_leave = Some(now + cx.params.gmp_retry);
+                }
             }
         } else {
             self.next_leave = None;
@@ -1443,11 +1462,32 @@ impl<const M: usize> Layer<M> for Gmp<M> {
                         for r in l.replied.iter() {
                             silent.remove(r);
                         }
-                        for r in silent.iter().filter(|r| *r != cx.me()) {
+                        silent.remove(cx.me());
+                        if silent.is_empty() && !l.replied.contains(cx.me()) {
+                            // Everyone answered but this member, whose own
+                            // flush waits for its sends to be acknowledged:
+                            // whoever does not acknowledge them is as good
+                            // as silent.
+                            for r in Self::survivors(cx, l.failed).iter() {
+                                if cx.shared.unacked.get(r.index()).is_some_and(|b| b.msgs > 0) {
+                                    silent.insert(r);
+                                }
+                            }
+                        }
+                        for r in silent.iter() {
                             self.suspects.insert(r);
                         }
                         cx.stats.view_timeouts += 1;
-                        self.elect(cx);
+                        if silent.is_empty() {
+                            // Nobody to blame: try again from the start, so
+                            // the attempt's timers move on.
+                            let l = self.lead.take();
+                            if let Some(l) = l {
+                                self.start(cx, l.failed, l.leaving, l.merge_in, l.merge_out);
+                            }
+                        } else {
+                            self.elect(cx);
+                        }
                         return;
                     }
                     LeadPhase::Merging => {
@@ -1494,11 +1534,17 @@ impl<const M: usize> Layer<M> for Gmp<M> {
             }
         }
         // The attempt this member follows: a silent coordinator is suspected.
-        if let Some(f) = &self.follow {
-            if f.coord != cx.me() && now >= f.heard + cx.params.gmp_timeout {
-                self.suspects.insert(f.coord);
-                self.follow = None;
-                self.elect(cx);
+        if let Some(f) = &mut self.follow {
+            if now >= f.heard + cx.params.gmp_timeout {
+                if f.coord == cx.me() {
+                    // This member coordinates the attempt it follows: it
+                    // hears itself; its lead has timers of its own.
+                    f.heard = now;
+                } else {
+                    self.suspects.insert(f.coord);
+                    self.follow = None;
+                    self.elect(cx);
+                }
             }
         }
     }
