@@ -34,6 +34,7 @@ mod buffer;
 pub mod config;
 pub mod driver;
 mod endpoint;
+pub mod epidemic;
 mod error;
 mod event;
 mod id;
