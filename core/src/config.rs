@@ -52,6 +52,13 @@ pub struct Config<'a> {
     /// (Maestro's `viewMsgFlag`): it gets [`Event::ViewMessage`](crate::Event::ViewMessage)
     /// and answers with `view_message`.
     pub view_msg: bool,
+    /// This endpoint belongs to the group's first members and may count
+    /// towards the first primary view (`primary_quorum`). An endpoint that
+    /// replaces one that crashed and lost its memory, or that joins a group
+    /// already running, must say `false`: otherwise it could make up a
+    /// second "first" primary view beside the lineage the others carry on.
+    /// Default `true`.
+    pub founder: bool,
 }
 
 impl<'a> Config<'a> {
@@ -68,6 +75,7 @@ impl<'a> Config<'a> {
             seed,
             seeds: &[],
             view_msg: false,
+            founder: true,
         }
     }
 
@@ -80,6 +88,20 @@ impl<'a> Config<'a> {
     /// Asks for view messages (the coordinator's application attaches bytes to each view).
     pub fn view_messages(mut self, on: bool) -> Self {
         self.view_msg = on;
+        self
+    }
+
+    /// Whether this endpoint may count towards the first primary view (see
+    /// [`Config::founder`]).
+    ///
+    /// ```
+    /// use consort_core::{Config, EndpointId};
+    /// // A process restarted after a crash, its state lost.
+    /// let c = Config::new("g", EndpointId(7), 1).founder(false);
+    /// assert!(!c.founder);
+    /// ```
+    pub fn founder(mut self, founder: bool) -> Self {
+        self.founder = founder;
         self
     }
 

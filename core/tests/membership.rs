@@ -243,6 +243,44 @@ fn only_a_majority_side_is_primary() {
 }
 
 #[test]
+fn a_restart_without_memory_cannot_make_a_second_first_primary_view() {
+    // Founders 0, 1, 2 make the first primary view while 3 and 4 (founders
+    // too) are cut off. Then 0 crashes and comes back as a new endpoint
+    // with no memory (node 5, not a founder) on 3 and 4's side. That side
+    // has three members none of which was ever in a primary view; it must
+    // not count as a first primary view, since 1 and 2 carry on the line.
+    let props = "Gmp:Sync:Heal:Frag:Suspect:Flow:Slander:Primary";
+    let params = format!("{FAST}:primary_quorum=3");
+    let mut w = World::new();
+    for i in [3, 4] {
+        w.side.insert(addr(i), 1);
+    }
+    for i in 0..3 {
+        w.join(i, props, &params, &[0]);
+        w.run(Duration::from_millis(300));
+    }
+    w.join(3, props, &params, &[3]);
+    w.join(4, props, &params, &[3]);
+    w.run(secs(3));
+    assert_eq!(all_agree(&w, &[0, 1, 2]).len(), 3);
+    assert!(w.nodes[&0].ep.view().is_primary());
+    w.crash(0);
+    w.side.insert(addr(5), 1);
+    w.join_as(5, props, &params, &[3], false);
+    w.run(secs(4));
+    assert_eq!(all_agree(&w, &[1, 2]).len(), 2);
+    assert!(
+        w.nodes[&1].ep.view().is_primary(),
+        "2 of the 3 of the last primary view"
+    );
+    assert_eq!(all_agree(&w, &[3, 4, 5]).len(), 3);
+    assert!(
+        !w.nodes[&3].ep.view().is_primary(),
+        "two founders and a restart are not a first primary view"
+    );
+}
+
+#[test]
 fn the_coordinator_switches_the_group_to_another_stack() {
     let props = "Gmp:Sync:Heal:Frag:Suspect:Flow:Slander:Switch";
     let mut w = group(3, props);

@@ -70,7 +70,7 @@ pub const SEAL_RESERVE: usize = 16;
 /// at once when Frag splits a message.
 pub const MAX_FRAGMENTS: usize = QUEUE - 4 * FANOUT;
 /// Slots the endpoint keeps free for control traffic when it admits a message.
-const ADMISSION_RESERVE: usize = 16;
+pub(crate) const ADMISSION_RESERVE: usize = 16;
 /// Application events that can wait to be polled.
 const APP_QUEUE: usize = 32;
 
@@ -249,6 +249,7 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             seeds: config.seeds,
             view_msg: config.view_msg,
             sync: spec.contains(LayerKind::Sync),
+            founder: config.founder,
         };
         let mut layers = Layers::new(&params, &setup);
         layers
@@ -303,10 +304,14 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
         }
         let total = headroom.first().copied().unwrap_or(0) as usize;
         // Some payload must fit beside the headers; and Stable's rows and
-        // Gmp's reports carry up to five bytes per member in one datagram.
+        // Gmp's reports carry up to five bytes per member in one datagram,
+        // Gmp's with its suspicions and ambiguous proposals besides.
         let mut needed = total + SEAL_RESERVE + 64;
-        if spec.contains(LayerKind::Stable) || spec.contains(LayerKind::Gmp) {
+        if spec.contains(LayerKind::Stable) {
             needed = needed.max(total + SEAL_RESERVE + 5 * M + 32);
+        }
+        if spec.contains(LayerKind::Gmp) {
+            needed = needed.max(total + SEAL_RESERVE + 5 * M + crate::layers::flush_ok_extra(M));
         }
         if slot_size < needed {
             return Err(ConfigError::SlotTooSmall { needed, slot_size });

@@ -34,7 +34,7 @@ pub(crate) use debug::DropLayer;
 pub(crate) use flow::Flow;
 pub(crate) use gossip::{Heal, Switch};
 pub(crate) use trans::{Bottom, Frag, Mnak, Pt2pt, Stable};
-pub(crate) use vsync::{Gmp, HELD_MAX, Primary, Slander, Suspect, Sync};
+pub(crate) use vsync::{Gmp, HELD_MAX, Primary, Slander, Suspect, Sync, flush_ok_extra};
 
 use crate::buffer::Pool;
 use crate::stack::{Cx, Down, LayerKind, Up};
@@ -167,6 +167,8 @@ pub(crate) struct Setup<'a> {
     pub(crate) view_msg: bool,
     /// The stack has Sync, so Gmp's views are virtually synchronous.
     pub(crate) sync: bool,
+    /// The endpoint may count towards the first primary view.
+    pub(crate) founder: bool,
 }
 
 impl<const M: usize> Layers<M> {
@@ -177,7 +179,7 @@ impl<const M: usize> Layers<M> {
             primary: Primary,
             switch: Switch::default(),
             heal: Heal::new(setup.seeds),
-            gmp: Gmp::new(setup.sync),
+            gmp: Gmp::new(setup.sync, setup.founder),
             slander: Slander::default(),
             sync: Sync::default(),
             suspect: Suspect::new(),

@@ -90,6 +90,30 @@ pub(crate) struct Shared<const M: usize> {
     pub(crate) next: Option<ViewState<M>>,
     /// Sync: casts and sends held for the next view.
     pub(crate) held: Backlog,
+    /// Gmp (coordinator) to Primary: what the proposal's members reported.
+    pub(crate) primary_check: PrimaryCheck,
+}
+
+/// What Primary needs beyond the proposal to decide whether it is primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PrimaryCheck {
+    /// The proposal takes in a merging view, whose members' history this
+    /// coordinator does not know.
+    pub(crate) merge: bool,
+    /// The proposal holds a majority of every earlier proposal that a
+    /// member flushed for but never saw installed (and that others may have
+    /// installed as primary).
+    pub(crate) settles_ambiguity: bool,
+    /// Members of the proposal that may count towards the first primary view.
+    pub(crate) founders: u16,
+}
+
+impl PrimaryCheck {
+    const NONE: PrimaryCheck = PrimaryCheck {
+        merge: false,
+        settles_ambiguity: true,
+        founders: 0,
+    };
 }
 
 impl<const M: usize> Shared<M> {
@@ -108,6 +132,7 @@ impl<const M: usize> Shared<M> {
             proposal: None,
             next: None,
             held: Backlog::default(),
+            primary_check: PrimaryCheck::NONE,
         }
     }
 

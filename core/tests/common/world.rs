@@ -90,6 +90,19 @@ impl World {
         params: &str,
         seeds: &[usize],
     ) -> EndpointId {
+        self.join_as(i, properties, params, seeds, true)
+    }
+
+    /// Like [`World::join`], saying whether the node is a founder (see
+    /// `Config::founder`).
+    pub(crate) fn join_as(
+        &mut self,
+        i: usize,
+        properties: &str,
+        params: &str,
+        seeds: &[usize],
+        founder: bool,
+    ) -> EndpointId {
         let seeds: Vec<SocketAddr> = seeds.iter().map(|s| addr(*s)).collect();
         let id = EndpointId(self.next_id * 1000 + i as u64);
         self.next_id += 1;
@@ -97,7 +110,8 @@ impl World {
             .properties(properties)
             .params(params)
             .seeds(&seeds)
-            .view_messages(true);
+            .view_messages(true)
+            .founder(founder);
         let ep = Ep::join(
             &cfg,
             addr(i),

@@ -248,6 +248,10 @@ impl<const M: usize> Mnak<M> {
             missing &= !(1u64 << (tag - lo));
         }
         if missing == 0 {
+            // Everything up to `known` is here but waits (for the cut's
+            // limit or for queue room): nothing to ask for; look again at
+            // the next retry rather than at once.
+            snd.nak_at = Some(cx.now);
             return;
         }
         let highest = lo + 63 - missing.leading_zeros();

@@ -1,12 +1,12 @@
 //! Virtual synchrony: membership, the flush, failure detection.
 
 mod gmp;
-mod primary;
+pub(crate) mod primary;
 mod slander;
 mod suspect;
 mod sync;
 
-pub(crate) use gmp::Gmp;
+pub(crate) use gmp::{Gmp, flush_ok_extra};
 pub(crate) use primary::Primary;
 pub(crate) use slander::Slander;
 pub(crate) use suspect::Suspect;

@@ -128,7 +128,13 @@ impl Sync {
             self.resume_flush(cx);
             return;
         };
-        if cx.room() < cx.pool.chain_len(&front.msg) + 4 * FANOUT {
+        // Room for what it expands into, and, as when the endpoint admits a
+        // cast, pool slots for Local's copy and the retransmission copy:
+        // the pool may have filled with others' traffic since it was held.
+        let frags = cx.pool.chain_len(&front.msg);
+        if cx.room() < frags + 4 * FANOUT
+            || cx.pool.free_slots() < 3 * frags + crate::endpoint::ADMISSION_RESERVE
+        {
             return;
         }
         let Some(Held { msg, to }) = self.held.pop_front() else {

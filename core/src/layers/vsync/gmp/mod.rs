@@ -16,6 +16,8 @@
 mod blob;
 mod wire;
 
+pub(crate) use self::wire::flush_ok_extra;
+
 use core::net::SocketAddr;
 
 use postcard::experimental::max_size::MaxSize;
@@ -23,14 +25,18 @@ use serde::Serialize;
 
 use self::blob::{Incoming, Outgoing, Reader, Writer};
 use self::wire::{
-    BlobKind, Block, Cut, FlushOk, Flushed, Handoff, Hdr, MembersHead, MergeGrant, MergeRequest,
-    ViewHead,
+    AMB_MAX, BlobKind, Block, Cut, FlushOk, Flushed, Handoff, Hdr, MembersHead, MergeGrant,
+    MergeRequest, ViewHead,
 };
+
+/// Ambiguous proposals a coordinator collects from its members' reports.
+const LEAD_AMB: usize = 8;
 use crate::buffer::{Msg, Pool};
 use crate::endpoint::SEAL_RESERVE;
 use crate::id::{EndpointId, Rank, RankSet, ViewId};
 use crate::layers::Layer;
-use crate::stack::{Cx, Down, LayerKind, StackSpec, Up};
+use crate::layers::vsync::primary::holds_majority;
+use crate::stack::{Cx, Down, LayerKind, PrimaryCheck, StackSpec, Up};
 use crate::time::{Instant, earliest};
 use crate::view::{Lineage, Member, ViewState};
 
@@ -55,6 +61,8 @@ struct Follow {
     phase: Phase,
     /// Last time the coordinator was heard from.
     heard: Instant,
+    /// Members the attempt lets leave (they flush but do not stay).
+    leaving: RankSet,
     /// The view will come from a senior view instead.
     handoff: Option<Handoff>,
 }
@@ -75,6 +83,9 @@ enum LeadPhase {
 struct MergeIn<const M: usize> {
     addr: SocketAddr,
     view: ViewId,
+    /// The attempt that granted the merge: the junior keys its members
+    /// with it, though this attempt may have restarted since.
+    granted: u32,
     blob: Option<Incoming>,
     members: Option<(heapless::Vec<Member, M>, Lineage<M>)>,
 }
@@ -99,6 +110,12 @@ struct Lead<const M: usize> {
     cut: [u32; M],
     holder: [Rank; M],
     reported_suspects: RankSet,
+    /// Ambiguous proposals the members reported (see `Primary`), and
+    /// whether there were more than fit.
+    ambiguous: heapless::Vec<(RankSet, u16), LEAD_AMB>,
+    ambiguous_overflow: bool,
+    /// Members that may count towards the first primary view.
+    founders: RankSet,
     /// When the current phase began (for `gmp_timeout`), and the next retry.
     since: Instant,
     next_retry: Instant,
@@ -133,6 +150,18 @@ pub(crate) struct Gmp<const M: usize> {
     /// followed by another under the same id: the next one goes higher
     /// even if this member never installed the first.
     proposed_ltime: u32,
+    /// This endpoint may count towards the first primary view.
+    founder: bool,
+    /// Members of the proposal this member last flushed for, if it could
+    /// be primary, until its view (or another) is installed.
+    pending: Option<heapless::Vec<EndpointId, M>>,
+    /// Proposals this member flushed for but never saw installed, which
+    /// others may have installed as primary; cleared by a primary view.
+    ambiguous: heapless::Vec<heapless::Vec<EndpointId, M>, AMB_MAX>,
+    ambiguous_overflow: bool,
+    /// Coordinator: the view just proposed took in a merge and would
+    /// otherwise be primary: start another view change once it is in.
+    again_after_install: bool,
     // Per view.
     suspects: RankSet,
     leavers: RankSet,
@@ -149,9 +178,14 @@ pub(crate) struct Gmp<const M: usize> {
 }
 
 impl<const M: usize> Gmp<M> {
-    pub(crate) fn new(sync: bool) -> Self {
+    pub(crate) fn new(sync: bool, founder: bool) -> Self {
         Gmp {
             sync,
+            founder,
+            pending: None,
+            ambiguous: heapless::Vec::new(),
+            ambiguous_overflow: false,
+            again_after_install: false,
             leaving: false,
             leave_since: None,
             exited: false,
@@ -282,7 +316,17 @@ impl<const M: usize> Gmp<M> {
     /// Starts (or restarts) an attempt if this member coordinates and
     /// something must change.
     fn elect(&mut self, cx: &mut Cx<'_, M>) {
-        if self.exited || self.coordinator(cx) != cx.me() {
+        if self.exited {
+            return;
+        }
+        if self.coordinator(cx) != cx.me() {
+            // A lower rank came back (its Block cleared our suspicion):
+            // this member follows it now, and its own attempt ends.
+            if let Some(l) = self.lead.take() {
+                if let Some(b) = l.merge_in.and_then(|m| m.blob) {
+                    b.free(&mut cx.pool);
+                }
+            }
             return;
         }
         let mut failed = Self::in_view(cx, self.suspects);
@@ -322,6 +366,10 @@ impl<const M: usize> Gmp<M> {
         self.attempt_seen += 1;
         let attempt = self.attempt_seen;
         self.want_view = false;
+        let mut merge_in = merge_in;
+        if let Some(mi) = merge_in.as_mut().filter(|m| m.granted == 0) {
+            mi.granted = attempt;
+        }
         let grant = merge_in.as_ref().map(|m| m.addr);
         self.lead = Some(Lead {
             attempt,
@@ -332,6 +380,9 @@ impl<const M: usize> Gmp<M> {
             cut: [0; M],
             holder: [cx.me(); M],
             reported_suspects: RankSet::EMPTY,
+            ambiguous: heapless::Vec::new(),
+            ambiguous_overflow: false,
+            founders: RankSet::EMPTY,
             since: cx.now,
             next_retry: cx.now + cx.params.gmp_retry,
             merge_in,
@@ -375,11 +426,17 @@ impl<const M: usize> Gmp<M> {
         }
         self.attempt_seen = self.attempt_seen.max(b.attempt);
         self.suspects.remove(from);
+        // A new attempt: whatever the last one this member flushed for
+        // became is unknown to it now.
+        if let Some(p) = self.pending.take() {
+            self.remember_ambiguous(p);
+        }
         self.follow = Some(Follow {
             attempt: b.attempt,
             coord: from,
             phase: Phase::Blocking,
             heard: cx.now,
+            leaving: b.leaving,
             handoff: None,
         });
         cx.shared.failed = b.failed;
@@ -402,10 +459,26 @@ impl<const M: usize> Gmp<M> {
         for s in 0..n {
             let _ = received.push(cx.shared.received[s]);
         }
+        let mut ambiguous = heapless::Vec::new();
+        for amb in &self.ambiguous {
+            let mut here = RankSet::EMPTY;
+            for r in cx.view.ranks() {
+                if cx.view.member(r).is_some_and(|m| amb.contains(&m.id)) {
+                    here.insert(r);
+                }
+            }
+            let _ = ambiguous.push((here, amb.len() as u16));
+        }
+        if self.ambiguous_overflow {
+            ambiguous.pop();
+            let _ = ambiguous.push((RankSet::EMPTY, u16::MAX));
+        }
         let ok = FlushOk {
             attempt: f.attempt,
             received,
             suspects: Self::in_view(cx, self.suspects),
+            ambiguous,
+            founder: self.founder && Self::lineage_of(cx).members.is_empty(),
         };
         let coord = f.coord;
         if coord == cx.me() {
@@ -417,6 +490,26 @@ impl<const M: usize> Gmp<M> {
 
     /// Sends (or repeats) this member's Flushed.
     fn flushed(&mut self, cx: &mut Cx<'_, M>) {
+        let Some(f) = &mut self.follow else { return };
+        if f.phase != Phase::Flushed {
+            // Were this attempt's view installed as primary without this
+            // member hearing of it, it would hold these members (a merge
+            // is never primary, so no one else).
+            let leaving = f.leaving;
+            let survivors: heapless::Vec<EndpointId, M> = cx
+                .view
+                .ranks()
+                .filter(|r| !cx.shared.failed.contains(*r) && !leaving.contains(*r))
+                .filter_map(|r| cx.view.member(r).map(|m| m.id))
+                .collect();
+            let could_be_primary = holds_majority(
+                &Self::lineage_of(cx).members,
+                survivors.iter().copied(),
+                survivors.len(),
+                cx.params.primary_quorum as usize,
+            );
+            self.pending = could_be_primary.then_some(survivors);
+        }
         let Some(f) = &mut self.follow else { return };
         f.phase = Phase::Flushed;
         let (coord, attempt) = (f.coord, f.attempt);
@@ -446,6 +539,14 @@ impl<const M: usize> Gmp<M> {
         }
         for r in ok.suspects.iter().filter(|r| *r != cx.me()) {
             l.reported_suspects.insert(r);
+        }
+        if ok.founder {
+            l.founders.insert(from);
+        }
+        for amb in ok.ambiguous {
+            if !l.ambiguous.contains(&amb) && l.ambiguous.push(amb).is_err() {
+                l.ambiguous_overflow = true;
+            }
         }
         if !Self::covers(l.replied, Self::survivors(cx, l.failed)) {
             return;
@@ -571,8 +672,13 @@ impl<const M: usize> Gmp<M> {
             .filter_map(|r| cx.view.member(r).copied())
             .collect();
         let lineage = Self::lineage_of(cx);
+        // The view id carries the highest ltime this side has used, so the
+        // senior's proposal goes past it: the proposal's coordinator may be
+        // one of ours.
+        let mut view = cx.view.id();
+        view.ltime = view.ltime.max(self.proposed_ltime);
         let head = MembersHead {
-            view: cx.view.id(),
+            view,
             members: moving.len() as u16,
             primary: cx.view.is_primary(),
             lineage_view: lineage.view,
@@ -611,6 +717,16 @@ impl<const M: usize> Gmp<M> {
         );
         o.send(cx);
         self.members_out = Some(o);
+    }
+
+    /// Keeps a proposal whose fate this member does not know.
+    fn remember_ambiguous(&mut self, members: heapless::Vec<EndpointId, M>) {
+        if self.ambiguous.contains(&members) {
+            return;
+        }
+        if self.ambiguous.push(members).is_err() {
+            self.ambiguous_overflow = true;
+        }
     }
 
     /// The last primary view this view descends from (itself if primary).
@@ -665,6 +781,37 @@ impl<const M: usize> Gmp<M> {
             return;
         };
         self.proposed_ltime = ltime + 1;
+        let in_proposal = |r: Rank| {
+            cx.view
+                .member(r)
+                .is_some_and(|m| members.iter().any(|x| x.id == m.id))
+        };
+        let settles = !l.ambiguous_overflow
+            && l.ambiguous.iter().all(|(set, size)| {
+                let kept = set.iter().filter(|r| in_proposal(*r)).count();
+                2 * kept > usize::from(*size)
+            });
+        let check = PrimaryCheck {
+            merge: l.merge_in.is_some(),
+            settles_ambiguity: settles,
+            founders: l.founders.iter().filter(|r| in_proposal(*r)).count() as u16,
+        };
+        // A merged view is never primary (see `Primary`); if it might
+        // otherwise be (counting the other side's members as founders: the
+        // next view change checks), that view change comes right after it.
+        let joining = members
+            .iter()
+            .filter(|m| cx.view.rank_of(m.id).is_none())
+            .count();
+        self.again_after_install = check.merge
+            && settles
+            && holds_majority(
+                &lineage.members,
+                members.iter().map(|m| m.id),
+                usize::from(check.founders) + joining,
+                cx.params.primary_quorum as usize,
+            );
+        cx.shared.primary_check = check;
         let state = ViewState {
             id: ViewId {
                 ltime: ltime + 1,
@@ -881,7 +1028,7 @@ impl<const M: usize> Gmp<M> {
     fn decode_members(
         cx: &mut Cx<'_, M>,
         blob: Incoming,
-    ) -> Option<(heapless::Vec<Member, M>, Lineage<M>)> {
+    ) -> Option<(heapless::Vec<Member, M>, Lineage<M>, u32)> {
         let mut chunks = blob.chunks;
         let parsed = {
             let mut r = Reader::new(&cx.pool, &chunks);
@@ -901,6 +1048,7 @@ impl<const M: usize> Gmp<M> {
                         view: head.lineage_view,
                         members: lineage,
                     },
+                    head.view.ltime,
                 ))
             })()
         };
@@ -1018,7 +1166,12 @@ impl<const M: usize> Gmp<M> {
                     let Some((state, message)) = Self::decode_view(cx, b) else {
                         return;
                     };
-                    if state.rank_of(cx.view.my_endpoint()).is_none() {
+                    // A view without this member, or one not newer than the
+                    // view it is in (a senior finishing a merge this member
+                    // gave up on, from what it sent then), is not for it.
+                    if state.rank_of(cx.view.my_endpoint()).is_none()
+                        || state.id.ltime <= cx.view.ltime()
+                    {
                         if let Some(m) = message {
                             cx.free(m);
                         }
@@ -1035,7 +1188,7 @@ impl<const M: usize> Gmp<M> {
                     let attempt = l.attempt;
                     l.merge_in
                         .as_mut()
-                        .filter(|m| m.addr == from && key == attempt)
+                        .filter(|m| m.addr == from && (m.granted..=attempt).contains(&key))
                 }) else {
                     cx.free(msg);
                     return;
@@ -1069,7 +1222,10 @@ impl<const M: usize> Gmp<M> {
                     let ready = match self.lead.as_mut() {
                         Some(l) => {
                             if let Some(mi) = l.merge_in.as_mut() {
-                                mi.members = decoded;
+                                if let Some((members, lineage, ltime)) = decoded {
+                                    mi.members = Some((members, lineage));
+                                    mi.view.ltime = mi.view.ltime.max(ltime);
+                                }
                             }
                             l.phase == LeadPhase::Merging
                         }
@@ -1093,9 +1249,12 @@ impl<const M: usize> Gmp<M> {
             f.phase >= Phase::Reported
         };
         let own = view == cx.view.id() && rank == f.coord && key == f.attempt;
+        // The senior may have restarted its attempt after taking our
+        // members in (someone else failed meanwhile): its attempt numbers
+        // only grow, and a view from it without us is never sent to us.
         let senior = f
             .handoff
-            .is_some_and(|h| h.view == view && h.rank == rank && h.senior_attempt == key);
+            .is_some_and(|h| h.view == view && h.rank == rank && key >= h.senior_attempt);
         ready && (own || senior)
     }
 
@@ -1120,6 +1279,31 @@ impl<const M: usize> Gmp<M> {
             && !self.exited
             && !self.leaving
             && !asking;
+        // The junior of the merge under way asks again from a newer view:
+        // it gave up on the first one and installed a view of its own. Take
+        // it in afresh, or the view this attempt sends would be built from
+        // what it was then.
+        if let Some(l) = self.lead.as_mut() {
+            let attempt = l.attempt;
+            if let Some(mi) = l
+                .merge_in
+                .as_mut()
+                .filter(|m| m.addr == from && m.view != view)
+            {
+                if let Some(b) = mi.blob.take() {
+                    b.free(&mut cx.pool);
+                }
+                *mi = MergeIn {
+                    addr: from,
+                    view,
+                    granted: attempt,
+                    blob: None,
+                    members: None,
+                };
+                Self::foreign(cx, from, Hdr::MergeGrant, Some(&MergeGrant { attempt }));
+                return;
+            }
+        }
         if view == cx.view.id() || !senior || !idle || self.coordinator(cx) != cx.me() {
             return;
         }
@@ -1129,6 +1313,7 @@ impl<const M: usize> Gmp<M> {
         let merge_in = MergeIn {
             addr: from,
             view,
+            granted: 0,
             blob: None,
             members: None,
         };
@@ -1578,6 +1763,18 @@ impl<const M: usize> Layer<M> for Gmp<M> {
 
     fn install(&mut self, cx: &mut Cx<'_, M>) {
         self.clear(&mut cx.pool);
+        let st = cx.view.state();
+        if st.primary {
+            // It held a majority of everything this member reported.
+            self.pending = None;
+            self.ambiguous.clear();
+            self.ambiguous_overflow = false;
+        } else if let Some(p) = self.pending.take() {
+            let same = p.len() == st.members.len() && st.members.iter().all(|m| p.contains(&m.id));
+            if !same {
+                self.remember_ambiguous(p);
+            }
+        }
         self.suspects = RankSet::EMPTY;
         self.leavers = RankSet::EMPTY;
         self.want_view = false;
@@ -1586,6 +1783,13 @@ impl<const M: usize> Layer<M> for Gmp<M> {
         // sent in an earlier one.
         self.follow = None;
         self.asked_merge = None;
+        if core::mem::take(&mut self.again_after_install)
+            && !self.leaving
+            && self.coordinator(cx) == cx.me()
+        {
+            self.want_view = true;
+            self.elect(cx);
+        }
         if self.leaving && !self.exited {
             // Still here: ask the new coordinator.
             if cx.view.len() == 1 {

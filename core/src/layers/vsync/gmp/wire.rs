@@ -66,6 +66,22 @@ pub(crate) struct Block {
     pub(crate) leaving: RankSet,
 }
 
+/// Ambiguous proposals a member keeps and reports (see `Primary`).
+pub(crate) const AMB_MAX: usize = 4;
+
+/// Bytes a [`FlushOk`] of a view of up to `members` may need beyond its
+/// per-member counts: the attempt, the suspects, the ambiguous proposals.
+pub(crate) const fn flush_ok_extra(members: usize) -> usize {
+    16 + rankset_max(members) + AMB_MAX * (rankset_max(members) + 3)
+}
+
+/// A [`RankSet`] of ranks below `members`, encoded: its four words as
+/// varints, those that can be non-zero up to ten bytes, the others one.
+const fn rankset_max(members: usize) -> usize {
+    let used = members.div_ceil(64);
+    used * 10 + (4 - used)
+}
+
 /// A member's report.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FlushOk<const M: usize> {
@@ -74,6 +90,13 @@ pub(crate) struct FlushOk<const M: usize> {
     pub(crate) received: heapless::Vec<u32, M>,
     /// Members this one suspects.
     pub(crate) suspects: RankSet,
+    /// Proposals this member flushed for but never saw installed: the
+    /// members of each still in this view, and how many it had. A size of
+    /// `u16::MAX` means "more than this member could keep": no view with it
+    /// may be primary.
+    pub(crate) ambiguous: heapless::Vec<(RankSet, u16), AMB_MAX>,
+    /// This member may count towards the first primary view.
+    pub(crate) founder: bool,
 }
 
 /// The cut.
