@@ -339,7 +339,8 @@ where
     let mut config = Config::new(&options.group, endpoint, seed)
         .params(&params)
         .seeds(seeds)
-        .view_messages(options.view_messages);
+        .view_messages(options.view_messages)
+        .founder(options.founder);
     config = match &options.protocol {
         Protocol::Properties(p) => config.properties(p),
         Protocol::Stack(s) => config.stack(s),

@@ -50,6 +50,7 @@ pub struct JoinOptions {
     pub(crate) heartbeat: Option<Duration>,
     pub(crate) capacity: Capacity,
     pub(crate) view_messages: bool,
+    pub(crate) founder: bool,
     pub(crate) auto_block_ok: bool,
     pub(crate) join_timeout: Option<Duration>,
     pub(crate) endpoint: Option<EndpointId>,
@@ -73,6 +74,7 @@ impl JoinOptions {
             heartbeat: None,
             capacity: Capacity::default(),
             view_messages: false,
+            founder: true,
             auto_block_ok: true,
             join_timeout: None,
             endpoint: None,
@@ -133,6 +135,15 @@ impl JoinOptions {
     /// with `Member::view_message`.
     pub fn view_messages(mut self, on: bool) -> Self {
         self.view_messages = on;
+        self
+    }
+
+    /// Whether this member may count towards the group's first primary
+    /// view (with the `Primary` property). Say `false` when the process
+    /// replaces one that crashed and lost its state, or joins a group that
+    /// already runs: see `consort_core::Config::founder`. Default `true`.
+    pub fn founder(mut self, founder: bool) -> Self {
+        self.founder = founder;
         self
     }
 
