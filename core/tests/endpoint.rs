@@ -275,3 +275,39 @@ fn memory_per_profile() {
         b.max_message()
     );
 }
+
+/// Every profile must carry every stack: the headers of the longest stack
+/// and Gmp's largest report must fit its datagrams. (A report that grew
+/// once made the server profile refuse the membership stack.)
+#[test]
+fn every_profile_builds_every_stack() {
+    let me = Member {
+        id: EndpointId(1),
+        addr: addr(0),
+    };
+    for properties in [
+        "Frag:Flow",
+        "Gmp:Sync:Heal:Frag:Suspect:Flow:Slander",
+        "Gmp:Sync:Heal:Frag:Suspect:Flow:Slander:Primary:Switch",
+    ] {
+        let config = Config::new("g", me.id, 1).properties(properties);
+        let small = SmallEndpoint::new(&config, &[me], [0u8; Small::POOL_BYTES], Small::SLOT_SIZE);
+        assert!(
+            small.is_ok(),
+            "small profile, {properties}: {:?}",
+            small.err()
+        );
+        let server = ServerEndpoint::new(
+            &config,
+            &[me],
+            vec![0u8; Server::POOL_BYTES],
+            Server::SLOT_SIZE,
+        )
+        .map(Box::new);
+        assert!(
+            server.is_ok(),
+            "server profile, {properties}: {:?}",
+            server.err()
+        );
+    }
+}

@@ -206,6 +206,13 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
         self.shared.reset_for_view();
         let _ = self.app.push_back(AppItem::View { msg });
         self.stats.views += 1;
+        info!(
+            "view {:?} installed: {} members, rank {}, primary {}",
+            crate::fmt::Dbg(self.view.id()),
+            self.view.len(),
+            rank.0,
+            self.view.is_primary()
+        );
         for pos in 0..self.spec.layers().len() {
             self.call(now, pos, Op::Install);
         }
@@ -221,6 +228,7 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
 
     /// This member has left: nothing it holds matters any more.
     fn exit(&mut self) {
+        info!("left the group: {:?}", crate::fmt::Dbg(self.view.id()));
         self.status = Status::Left;
         while let Some(q) = self.queue.pop_front() {
             self.free_item(q.item);

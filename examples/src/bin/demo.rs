@@ -29,6 +29,8 @@ struct Seen {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // RUST_LOG=consort_core=debug (or trace) shows what the protocol does.
+    env_logger::init();
     match tokio::time::timeout(Duration::from_secs(30), demo()).await {
         Ok(Ok(summary)) => {
             println!("\n{summary}");

@@ -52,6 +52,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // RUST_LOG=consort_core=debug (or trace) shows what the protocol does.
+    env_logger::init();
     let args = Args::parse();
     let mut opts = JoinOptions::new(&args.group)
         .properties(&args.properties)

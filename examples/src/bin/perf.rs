@@ -134,6 +134,8 @@ fn summarize(latencies: &mut [u64], msgs: u64, bytes: u64, secs: f64) -> String 
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // RUST_LOG=consort_core=debug (or trace) shows what the protocol does.
+    env_logger::init();
     let args = Args::parse();
     let result = match args.role {
         Role::Run => run(&args),

@@ -127,6 +127,10 @@ impl<const M: usize> Layer<M> for Suspect<M> {
         }
         if !newly.is_empty() {
             cx.stats.suspicions += newly.len() as u64;
+            info!(
+                "suspecting {:?} (no word for too long)",
+                crate::fmt::Dbg(newly)
+            );
             cx.up(Up::Suspect(newly));
         }
     }

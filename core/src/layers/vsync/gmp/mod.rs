@@ -26,7 +26,7 @@ use serde::Serialize;
 use self::blob::{Incoming, Outgoing, Reader, Writer};
 use self::wire::{
     AMB_MAX, BlobKind, Block, Cut, FlushOk, Flushed, Handoff, Hdr, MembersHead, MergeGrant,
-    MergeRequest, ViewHead,
+    MergeRequest, ViewHead, amb_report_max,
 };
 
 /// Ambiguous proposals a coordinator collects from its members' reports.
@@ -389,6 +389,14 @@ impl<const M: usize> Gmp<M> {
             merge_out,
         });
         cx.stats.view_attempts += 1;
+        debug!(
+            "view change attempt {} in {:?}: failed {:?}, leaving {:?}, merge {}",
+            attempt,
+            crate::fmt::Dbg(cx.view.id()),
+            crate::fmt::Dbg(failed),
+            crate::fmt::Dbg(leaving),
+            grant.is_some()
+        );
         let block = Block {
             attempt,
             failed,
@@ -426,10 +434,16 @@ impl<const M: usize> Gmp<M> {
         }
         self.attempt_seen = self.attempt_seen.max(b.attempt);
         self.suspects.remove(from);
-        // A new attempt: whatever the last one this member flushed for
-        // became is unknown to it now.
+        // A new attempt. If another coordinator runs it, whatever the last
+        // attempt this member flushed for became is unknown to it now. If
+        // the same one does (in the same view, or its Block would not be
+        // accepted), that attempt ended without a view: a coordinator only
+        // starts over when it did not finish.
+        let same_coordinator = self.follow.as_ref().is_some_and(|f| f.coord == from);
         if let Some(p) = self.pending.take() {
-            self.remember_ambiguous(p);
+            if !same_coordinator {
+                self.remember_ambiguous(p);
+            }
         }
         self.follow = Some(Follow {
             attempt: b.attempt,
@@ -469,8 +483,10 @@ impl<const M: usize> Gmp<M> {
             }
             let _ = ambiguous.push((here, amb.len() as u16));
         }
-        if self.ambiguous_overflow {
-            ambiguous.pop();
+        if self.ambiguous_overflow || ambiguous.len() > amb_report_max(M) {
+            // More than a report can carry: no view with this member may be
+            // primary until one is (which clears them).
+            ambiguous.clear();
             let _ = ambiguous.push((RankSet::EMPTY, u16::MAX));
         }
         let ok = FlushOk {
@@ -804,6 +820,7 @@ impl<const M: usize> Gmp<M> {
             .filter(|m| cx.view.rank_of(m.id).is_none())
             .count();
         self.again_after_install = check.merge
+            && cx.view.state().stack.contains(LayerKind::Primary)
             && settles
             && holds_majority(
                 &lineage.members,
@@ -1501,6 +1518,7 @@ impl<const M: usize> Layer<M> for Gmp<M> {
                     Self::foreign(cx, to, Hdr::MergeRequest, Some(&req));
                     self.asked_merge = Some((to, cx.now));
                     cx.stats.merge_requests += 1;
+                    debug!("asking the view at {:?} to merge", crate::fmt::Dbg(to));
                 }
             }
             other => cx.down(other),
@@ -1663,6 +1681,11 @@ impl<const M: usize> Layer<M> for Gmp<M> {
                             self.suspects.insert(r);
                         }
                         cx.stats.view_timeouts += 1;
+                        warn!(
+                            "view change attempt {} timed out; silent: {:?}",
+                            l.attempt,
+                            crate::fmt::Dbg(silent)
+                        );
                         if silent.is_empty() {
                             // Nobody to blame: try again from the start, so
                             // the attempt's timers move on.

@@ -72,7 +72,14 @@ pub(crate) const AMB_MAX: usize = 4;
 /// Bytes a [`FlushOk`] of a view of up to `members` may need beyond its
 /// per-member counts: the attempt, the suspects, the ambiguous proposals.
 pub(crate) const fn flush_ok_extra(members: usize) -> usize {
-    16 + rankset_max(members) + AMB_MAX * (rankset_max(members) + 3)
+    16 + rankset_max(members) + amb_report_max(members) * (rankset_max(members) + 3)
+}
+
+/// Ambiguous proposals one [`FlushOk`] reports: all a member keeps in
+/// small groups; in large ones the per-member counts leave room for one
+/// in a 1472-byte datagram (more are reported as "too many").
+pub(crate) const fn amb_report_max(members: usize) -> usize {
+    if members <= 64 { AMB_MAX } else { 1 }
 }
 
 /// A [`RankSet`] of ranks below `members`, encoded: its four words as
