@@ -25,6 +25,9 @@ pub struct Stats {
     pub wrong_view: u64,
     /// Datagrams whose sender rank or source address is not a member of the view.
     pub not_member: u64,
+    /// Datagrams dropped: a point-to-point send for another rank (a new
+    /// endpoint at the address of a member that is gone).
+    pub misaddressed: u64,
     /// Datagrams dropped because the message pool was full.
     pub no_buffer: u64,
     /// Datagrams dropped because the endpoint's event queue was full (the

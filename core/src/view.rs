@@ -18,11 +18,16 @@ pub struct Member {
     pub addr: SocketAddr,
 }
 
-/// The last primary view a view descends from: its id and members.
+/// The last primary view a view descends from: its id, members and
+/// epoch. A primary view's own state holds itself here.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub(crate) struct Lineage<const M: usize> {
     pub(crate) view: ViewId,
     pub(crate) members: heapless::Vec<EndpointId, M>,
+    /// The primary view's place in the line: one more than every primary
+    /// view (installed or possibly installed) it was formed after. Two
+    /// lineages meeting in a merge are ordered by it, not by `ltime`.
+    pub(crate) epoch: u32,
 }
 
 /// What every member of a view agrees on (Ensemble's view state): the

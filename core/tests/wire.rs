@@ -64,7 +64,7 @@ fn a_send_on_the_wire() {
     assert_eq!(dest, addr(2));
     let mut expected = prefix(0);
     expected.extend_from_slice(&[
-        0x01, // Bottom: Send
+        0x01, 0x02, // Bottom: Send(to rank 2)
         0x00, // Mnak: Plain
         0x01, 0x00, // Pt2pt: Data(0)
         0x00, // Frag: Whole

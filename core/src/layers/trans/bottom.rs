@@ -15,8 +15,8 @@
 //! one view. They go to an address, name the layer they are for, and are
 //! handed up with the sender's view and rank for that layer to judge.
 //!
-//! Header: on every message after the prefix: `Cast`, `Send`, or
-//! `Foreign(layer code)`.
+//! Header: on every message after the prefix: `Cast`, `Send(destination
+//! rank)`, or `Foreign(layer code)`.
 
 use postcard::experimental::max_size::MaxSize;
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,10 @@ use crate::wire::{Flags, PREFIX_LEN, Prefix, PrefixPacket};
 #[derive(Serialize, Deserialize, MaxSize, Debug, Clone, Copy, PartialEq, Eq)]
 enum Hdr {
     Cast,
-    Send,
+    /// To the member of this rank: a datagram that reaches another
+    /// endpoint (a new incarnation now at a departed member's address) is
+    /// dropped instead of delivered to the wrong member.
+    Send(u16),
     /// For the peer layer with this code ([`crate::stack::LayerKind::code`]).
     Foreign(u8),
 }
@@ -130,6 +133,8 @@ impl Bottom {
             Some(&mut cx.stats.wrong_view)
         } else if !sender_ok {
             Some(&mut cx.stats.not_member)
+        } else if matches!(hdr, Hdr::Send(to) if to != cx.me().0) {
+            Some(&mut cx.stats.misaddressed)
         } else {
             None
         };
@@ -169,7 +174,7 @@ impl<const M: usize> Layer<M> for Bottom {
                 if to != cx.me() && cx.view.member(to).is_some() {
                     dest.insert(to);
                 }
-                self.transmit(msg, Hdr::Send, TxDest::Ranks(dest), cx);
+                self.transmit(msg, Hdr::Send(to.0), TxDest::Ranks(dest), cx);
             }
             Down::Foreign { to, layer, msg } => {
                 self.transmit(msg, Hdr::Foreign(layer.code()), TxDest::Addr(to), cx);
@@ -325,7 +330,8 @@ mod tests {
         let mut b = Bottom::new(GroupId::from_name("test"));
         let good = good_prefix(&h, 0);
 
-        let m = datagram(&mut h, good, 1, b"hello");
+        // A send for rank 1 (this endpoint) comes up; one for rank 2 does not.
+        let m = datagram(&mut h, good, 1, b"\x01hello");
         h.up(
             &mut b,
             Up::Datagram {
@@ -336,6 +342,16 @@ mod tests {
         let up = h.take_up();
         assert!(matches!(&up[..], [Up::Send { from: Rank(0), .. }]));
         h.finish(up);
+        let m = datagram(&mut h, good, 1, b"\x02hello");
+        h.up(
+            &mut b,
+            Up::Datagram {
+                from: addr(0),
+                msg: m,
+            },
+        );
+        assert!(h.take_up().is_empty());
+        assert_eq!(h.stats.misaddressed, 1);
 
         let m = datagram(
             &mut h,

@@ -63,6 +63,8 @@ struct Follow {
     heard: Instant,
     /// Members the attempt lets leave (they flush but do not stay).
     leaving: RankSet,
+    /// The epoch the attempt's view would have if primary (from the cut).
+    epoch: u32,
     /// The view will come from a senior view instead.
     handoff: Option<Handoff>,
 }
@@ -112,7 +114,7 @@ struct Lead<const M: usize> {
     reported_suspects: RankSet,
     /// Ambiguous proposals the members reported (see `Primary`), and
     /// whether there were more than fit.
-    ambiguous: heapless::Vec<(RankSet, u16), LEAD_AMB>,
+    ambiguous: heapless::Vec<(RankSet, u16, u32), LEAD_AMB>,
     ambiguous_overflow: bool,
     /// Members that may count towards the first primary view.
     founders: RankSet,
@@ -154,11 +156,14 @@ pub(crate) struct Gmp<const M: usize> {
     founder: bool,
     /// Members of the proposal this member last flushed for, if it could
     /// be primary, until its view (or another) is installed.
-    pending: Option<heapless::Vec<EndpointId, M>>,
+    pending: Option<(heapless::Vec<EndpointId, M>, u32)>,
     /// Proposals this member flushed for but never saw installed, which
     /// others may have installed as primary; cleared by a primary view.
-    ambiguous: heapless::Vec<heapless::Vec<EndpointId, M>, AMB_MAX>,
+    ambiguous: heapless::Vec<(heapless::Vec<EndpointId, M>, u32), AMB_MAX>,
     ambiguous_overflow: bool,
+    /// Members an attempt this member followed in the current view change
+    /// treated as failed: they are out of it for good (see `accept_block`).
+    excluded: RankSet,
     /// Coordinator: the view just proposed took in a merge and would
     /// otherwise be primary: start another view change once it is in.
     again_after_install: bool,
@@ -185,6 +190,7 @@ impl<const M: usize> Gmp<M> {
             pending: None,
             ambiguous: heapless::Vec::new(),
             ambiguous_overflow: false,
+            excluded: RankSet::EMPTY,
             again_after_install: false,
             leaving: false,
             leave_since: None,
@@ -415,6 +421,19 @@ impl<const M: usize> Gmp<M> {
         if lowest != Some(from) || b.failed.contains(cx.me()) || self.exited {
             return;
         }
+        // Once this member has followed an attempt that treats a member as
+        // failed, stability stopped waiting for it and this member may have
+        // freed casts it lacks: it cannot take part in this view change
+        // again. An attempt led by it is ignored (it would wait forever for
+        // those casts); one that still counts it in is answered with it
+        // among the suspects, so its coordinator starts over without it.
+        if self.excluded.contains(from) {
+            return;
+        }
+        for r in b.failed.iter() {
+            self.excluded.insert(r);
+            self.suspects.insert(r);
+        }
         if let Some(f) = &mut self.follow {
             if (f.attempt, f.coord) == (b.attempt, from) {
                 f.heard = cx.now;
@@ -451,6 +470,7 @@ impl<const M: usize> Gmp<M> {
             phase: Phase::Blocking,
             heard: cx.now,
             leaving: b.leaving,
+            epoch: 0,
             handoff: None,
         });
         cx.shared.failed = b.failed;
@@ -474,20 +494,20 @@ impl<const M: usize> Gmp<M> {
             let _ = received.push(cx.shared.received[s]);
         }
         let mut ambiguous = heapless::Vec::new();
-        for amb in &self.ambiguous {
+        for (amb, epoch) in &self.ambiguous {
             let mut here = RankSet::EMPTY;
             for r in cx.view.ranks() {
                 if cx.view.member(r).is_some_and(|m| amb.contains(&m.id)) {
                     here.insert(r);
                 }
             }
-            let _ = ambiguous.push((here, amb.len() as u16));
+            let _ = ambiguous.push((here, amb.len() as u16, *epoch));
         }
         if self.ambiguous_overflow || ambiguous.len() > amb_report_max(M) {
             // More than a report can carry: no view with this member may be
             // primary until one is (which clears them).
             ambiguous.clear();
-            let _ = ambiguous.push((RankSet::EMPTY, u16::MAX));
+            let _ = ambiguous.push((RankSet::EMPTY, u16::MAX, u32::MAX));
         }
         let ok = FlushOk {
             attempt: f.attempt,
@@ -518,13 +538,16 @@ impl<const M: usize> Gmp<M> {
                 .filter(|r| !cx.shared.failed.contains(*r) && !leaving.contains(*r))
                 .filter_map(|r| cx.view.member(r).map(|m| m.id))
                 .collect();
+            let lineage = Self::lineage_of(cx);
             let could_be_primary = holds_majority(
-                &Self::lineage_of(cx).members,
+                &lineage.members,
                 survivors.iter().copied(),
                 survivors.len(),
                 cx.params.primary_quorum as usize,
             );
-            self.pending = could_be_primary.then_some(survivors);
+            // The coordinator said which epoch it would get.
+            let epoch = f.epoch.max(lineage.epoch.saturating_add(1));
+            self.pending = could_be_primary.then_some((survivors, epoch));
         }
         let Some(f) = &mut self.follow else { return };
         f.phase = Phase::Flushed;
@@ -605,7 +628,16 @@ impl<const M: usize> Gmp<M> {
                 let _ = holders.push((r, l.holder[s]));
             }
         }
+        // The epoch the view would have as a primary view: members keep it
+        // with the proposal in case they never see the view.
+        let epoch = l
+            .ambiguous
+            .iter()
+            .map(|(_, _, e)| *e)
+            .fold(Self::lineage_of(cx).epoch, u32::max)
+            .saturating_add(1);
         Some(Cut {
+            epoch,
             attempt: l.attempt,
             cut,
             holders,
@@ -628,6 +660,7 @@ impl<const M: usize> Gmp<M> {
             }
             Phase::Reported => f.phase = Phase::Cutting,
         }
+        f.epoch = c.epoch;
         for (s, v) in c.cut.iter().enumerate() {
             cx.shared.limit[s] = *v;
             cx.shared.cut_holder[s] = None;
@@ -699,6 +732,7 @@ impl<const M: usize> Gmp<M> {
             primary: cx.view.is_primary(),
             lineage_view: lineage.view,
             lineage: lineage.members.len() as u16,
+            lineage_epoch: lineage.epoch,
         };
         let mut w = Writer::new(cx.headroom(), Self::chunk_room(cx));
         let built = (|| {
@@ -736,7 +770,7 @@ impl<const M: usize> Gmp<M> {
     }
 
     /// Keeps a proposal whose fate this member does not know.
-    fn remember_ambiguous(&mut self, members: heapless::Vec<EndpointId, M>) {
+    fn remember_ambiguous(&mut self, members: (heapless::Vec<EndpointId, M>, u32)) {
         if self.ambiguous.contains(&members) {
             return;
         }
@@ -752,6 +786,8 @@ impl<const M: usize> Gmp<M> {
             Lineage {
                 view: st.id,
                 members: st.members.iter().map(|m| m.id).collect(),
+                // A primary view's state carries its own epoch.
+                epoch: st.lineage.epoch,
             }
         } else {
             st.lineage.clone()
@@ -780,13 +816,21 @@ impl<const M: usize> Gmp<M> {
         let mut ltime = cx.view.ltime().max(self.proposed_ltime);
         let mut lineage = Self::lineage_of(cx);
         if let Some((joining, their)) = l.merge_in.as_ref().and_then(|m| m.members.as_ref()) {
+            // A joiner at the address of one of our members is that
+            // member's next incarnation: the old one is gone (it flushed
+            // with us, or the attempt would not have got here), and two
+            // members must never share an address.
+            members.retain(|x| {
+                x.id == cx.view.my_endpoint()
+                    || !joining.iter().any(|j| j.addr == x.addr && j.id != x.id)
+            });
             for m in joining.iter() {
                 if !members.iter().any(|x| x.id == m.id) {
                     let _ = members.push(*m);
                 }
             }
             ltime = ltime.max(l.merge_in.as_ref().map_or(0, |m| m.view.ltime));
-            if their.view.ltime > lineage.view.ltime {
+            if (their.epoch, their.view.ltime) > (lineage.epoch, lineage.view.ltime) {
                 lineage = their.clone();
             }
         }
@@ -803,7 +847,7 @@ impl<const M: usize> Gmp<M> {
                 .is_some_and(|m| members.iter().any(|x| x.id == m.id))
         };
         let settles = !l.ambiguous_overflow
-            && l.ambiguous.iter().all(|(set, size)| {
+            && l.ambiguous.iter().all(|(set, size, _)| {
                 let kept = set.iter().filter(|r| in_proposal(*r)).count();
                 2 * kept > usize::from(*size)
             });
@@ -845,7 +889,7 @@ impl<const M: usize> Gmp<M> {
 
     /// Coordinator: the proposal is annotated; send the view and install it.
     fn finish(&mut self, cx: &mut Cx<'_, M>, msg: Option<Msg>) {
-        let Some(state) = cx.shared.proposal.take() else {
+        let Some(mut state) = cx.shared.proposal.take() else {
             if let Some(m) = msg {
                 cx.free(m);
             }
@@ -857,6 +901,20 @@ impl<const M: usize> Gmp<M> {
             }
             return;
         };
+        if state.primary {
+            // A primary view is its own lineage, one epoch past the line it
+            // continues and every ambiguous proposal it was formed after.
+            let after = l
+                .ambiguous
+                .iter()
+                .map(|(_, _, e)| *e)
+                .fold(state.lineage.epoch, u32::max);
+            state.lineage = Lineage {
+                view: state.id,
+                members: state.members.iter().map(|m| m.id).collect(),
+                epoch: after.saturating_add(1),
+            };
+        }
         if let Some(mi) = l.merge_in {
             if let Some(b) = mi.blob {
                 b.free(&mut cx.pool);
@@ -924,6 +982,7 @@ impl<const M: usize> Gmp<M> {
             primary: state.primary,
             lineage_view: state.lineage.view,
             lineage: state.lineage.members.len() as u16,
+            lineage_epoch: state.lineage.epoch,
             stack,
             message: message as u32,
         };
@@ -1036,6 +1095,7 @@ impl<const M: usize> Gmp<M> {
             lineage: Lineage {
                 view: head.lineage_view,
                 members: lineage,
+                epoch: head.lineage_epoch,
             },
             stack,
         };
@@ -1064,6 +1124,7 @@ impl<const M: usize> Gmp<M> {
                     Lineage {
                         view: head.lineage_view,
                         members: lineage,
+                        epoch: head.lineage_epoch,
                     },
                     head.view.ltime,
                 ))
@@ -1793,12 +1854,14 @@ impl<const M: usize> Layer<M> for Gmp<M> {
             self.ambiguous.clear();
             self.ambiguous_overflow = false;
         } else if let Some(p) = self.pending.take() {
-            let same = p.len() == st.members.len() && st.members.iter().all(|m| p.contains(&m.id));
+            let same =
+                p.0.len() == st.members.len() && st.members.iter().all(|m| p.0.contains(&m.id));
             if !same {
                 self.remember_ambiguous(p);
             }
         }
         self.suspects = RankSet::EMPTY;
+        self.excluded = RankSet::EMPTY;
         self.leavers = RankSet::EMPTY;
         self.want_view = false;
         // Attempt numbers keep growing from view to view, so that what a

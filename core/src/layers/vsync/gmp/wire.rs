@@ -72,14 +72,24 @@ pub(crate) const AMB_MAX: usize = 4;
 /// Bytes a [`FlushOk`] of a view of up to `members` may need beyond its
 /// per-member counts: the attempt, the suspects, the ambiguous proposals.
 pub(crate) const fn flush_ok_extra(members: usize) -> usize {
-    16 + rankset_max(members) + amb_report_max(members) * (rankset_max(members) + 3)
+    // attempt (u32 varint), the length of `received` (up to 3 bytes), the
+    // suspects, the length of `ambiguous` and each entry (a set and a u16
+    // varint), the founder flag.
+    5 + 3 + rankset_max(members) + 1 + amb_report_max(members) * (rankset_max(members) + 8) + 1
 }
 
 /// Ambiguous proposals one [`FlushOk`] reports: all a member keeps in
-/// small groups; in large ones the per-member counts leave room for one
-/// in a 1472-byte datagram (more are reported as "too many").
+/// small groups; in larger ones the per-member counts leave room for
+/// fewer (one for 256 members in a 1472-byte datagram); more are reported
+/// as "too many".
 pub(crate) const fn amb_report_max(members: usize) -> usize {
-    if members <= 64 { AMB_MAX } else { 1 }
+    if members <= 16 {
+        AMB_MAX
+    } else if members <= 64 {
+        2
+    } else {
+        1
+    }
 }
 
 /// A [`RankSet`] of ranks below `members`, encoded: its four words as
@@ -98,10 +108,11 @@ pub(crate) struct FlushOk<const M: usize> {
     /// Members this one suspects.
     pub(crate) suspects: RankSet,
     /// Proposals this member flushed for but never saw installed: the
-    /// members of each still in this view, and how many it had. A size of
+    /// members of each still in this view, how many it had, and the epoch
+    /// it would have had as a primary view. A size of
     /// `u16::MAX` means "more than this member could keep": no view with it
     /// may be primary.
-    pub(crate) ambiguous: heapless::Vec<(RankSet, u16), AMB_MAX>,
+    pub(crate) ambiguous: heapless::Vec<(RankSet, u16, u32), AMB_MAX>,
     /// This member may count towards the first primary view.
     pub(crate) founder: bool,
 }
@@ -110,6 +121,8 @@ pub(crate) struct FlushOk<const M: usize> {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Cut<const M: usize> {
     pub(crate) attempt: u32,
+    /// The epoch the proposed view would have if primary (see `Primary`).
+    pub(crate) epoch: u32,
     /// Casts of each member that every survivor delivers.
     pub(crate) cut: heapless::Vec<u32, M>,
     /// For failed members: `(member, survivor that has its casts up to the cut)`.
@@ -154,6 +167,7 @@ pub(crate) struct ViewHead {
     pub(crate) primary: bool,
     pub(crate) lineage_view: ViewId,
     pub(crate) lineage: u16,
+    pub(crate) lineage_epoch: u32,
     /// The stack, as layer codes.
     pub(crate) stack: heapless::Vec<u8, MAX_LAYERS>,
     /// Bytes of the application's view message, after the other records.
@@ -169,4 +183,5 @@ pub(crate) struct MembersHead {
     pub(crate) primary: bool,
     pub(crate) lineage_view: ViewId,
     pub(crate) lineage: u16,
+    pub(crate) lineage_epoch: u32,
 }
