@@ -3,14 +3,84 @@
 //! A campaign that passes only because its faults never bit proves nothing
 //! (DESIGN.md section 7), so every run counts what actually happened: faults
 //! by kind, messages accepted and delivered, the protocol's recovery work,
-//! back-pressure, and how close the pools came to full.
+//! back-pressure, how close the pools came to full, and with membership the
+//! views, blocks, suspicions, merges, leaves and exits.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::checker::EndState;
 use crate::net::FaultCounts;
 use crate::sim::Sim;
 use crate::trace::Entry;
+
+/// What membership did, summed over runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MembershipWork {
+    /// Views installed, counted at every member.
+    pub installs: u64,
+    /// Installs of a view after the member's first (view changes seen).
+    pub view_changes: u64,
+    /// Distinct views installed.
+    pub views: u64,
+    /// Distinct primary views.
+    pub primary_views: u64,
+    /// Largest view.
+    pub largest_view: u64,
+    /// `Block` events.
+    pub blocks: u64,
+    /// Casts and sends accepted after `Block` but before `block_ok`
+    /// (sent in the current view).
+    pub during_block: u64,
+    /// Casts and sends held for the next view (`SendView::Next`).
+    pub next_view: u64,
+    /// Sends given up because the destination left the view.
+    pub abandoned: u64,
+    /// `leave()` calls.
+    pub leaves: u64,
+    /// `Exit` events.
+    pub exits: u64,
+    /// Members newly suspected by failure detectors.
+    pub suspicions: u64,
+    /// View-change attempts started.
+    pub attempts: u64,
+    /// Attempts abandoned for a member that did not answer.
+    pub attempt_timeouts: u64,
+    /// Merges asked for by junior coordinators.
+    pub merges: u64,
+    /// Heal announcements.
+    pub announcements: u64,
+    /// Held sends whose destination did not come into the next view.
+    pub sends_to_departed: u64,
+    /// Datagrams dropped as from another view.
+    pub wrong_view: u64,
+    /// Datagrams dropped as from a non-member.
+    pub not_member: u64,
+}
+
+impl MembershipWork {
+    fn add(&mut self, o: &MembershipWork) {
+        self.installs += o.installs;
+        self.view_changes += o.view_changes;
+        self.views += o.views;
+        self.primary_views += o.primary_views;
+        self.largest_view = self.largest_view.max(o.largest_view);
+        self.blocks += o.blocks;
+        self.during_block += o.during_block;
+        self.next_view += o.next_view;
+        self.abandoned += o.abandoned;
+        self.leaves += o.leaves;
+        self.exits += o.exits;
+        self.suspicions += o.suspicions;
+        self.attempts += o.attempts;
+        self.attempt_timeouts += o.attempt_timeouts;
+        self.merges += o.merges;
+        self.announcements += o.announcements;
+        self.sends_to_departed += o.sends_to_departed;
+        self.wrong_view += o.wrong_view;
+        self.not_member += o.not_member;
+    }
+}
 
 /// Counts of what happened, summed over runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -63,17 +133,58 @@ pub struct Exercised {
     pub timer_repeats: u64,
     /// Virtual milliseconds simulated.
     pub virtual_ms: u64,
+    /// What membership did (all zero in a static group).
+    pub membership: MembershipWork,
 }
 
 impl Exercised {
     /// What one finished run exercised.
-    pub fn of_run(sim: &Sim, end: &EndState) -> Self {
+    pub fn of_run(sim: &Sim<'_>, end: &EndState) -> Self {
         let mut e = Exercised {
             runs: 1,
             faults: *sim.net.counts(),
             virtual_ms: end.time.as_millis(),
             ..Default::default()
         };
+        let m = &mut e.membership;
+        let mut views = HashSet::new();
+        let mut primary = HashSet::new();
+        // Processes that got Block and have not answered it yet.
+        let mut blocked: HashMap<usize, bool> = HashMap::new();
+        for rec in sim.trace.records() {
+            match &rec.entry {
+                Entry::CastAccepted { next, .. } | Entry::SendAccepted { next, .. } => {
+                    if *next {
+                        m.next_view += 1;
+                    } else if blocked.get(&rec.node).copied().unwrap_or(false) {
+                        m.during_block += 1;
+                    }
+                }
+                Entry::View(v) => {
+                    m.installs += 1;
+                    m.view_changes += u64::from(v.previous.is_some());
+                    m.largest_view = m.largest_view.max(v.members.len() as u64);
+                    views.insert(v.id);
+                    if v.primary {
+                        primary.insert(v.id);
+                    }
+                    blocked.insert(rec.node, false);
+                }
+                Entry::Block => {
+                    m.blocks += 1;
+                    blocked.insert(rec.node, true);
+                }
+                Entry::BlockOk => {
+                    blocked.insert(rec.node, false);
+                }
+                Entry::Abandoned { .. } => m.abandoned += 1,
+                Entry::Leave => m.leaves += 1,
+                Entry::Exit => m.exits += 1,
+                _ => {}
+            }
+        }
+        m.views = views.len() as u64;
+        m.primary_views = primary.len() as u64;
         for rec in sim.trace.records() {
             match &rec.entry {
                 Entry::CastAccepted { len, .. } => {
@@ -94,6 +205,7 @@ impl Exercised {
                     e.max_fragments = e.max_fragments.max(d.fragments as u64);
                     e.fragmented += u64::from(d.fragments > 1);
                 }
+                _ => {}
             }
         }
         for (node, n) in sim.nodes.iter().zip(&end.nodes) {
@@ -108,7 +220,16 @@ impl Exercised {
             e.no_buffer += s.no_buffer;
             e.tx_queue_full += s.tx_queue_full;
             e.backlog += s.backlog;
-            let (_, peak, total) = node.endpoint.pool_usage();
+            let m = &mut e.membership;
+            m.suspicions += s.suspicions;
+            m.attempts += s.view_attempts;
+            m.attempt_timeouts += s.view_timeouts;
+            m.merges += s.merge_requests;
+            m.announcements += s.announcements;
+            m.sends_to_departed += s.sends_to_departed;
+            m.wrong_view += s.wrong_view;
+            m.not_member += s.not_member;
+            let (_, peak, total) = node.pool_usage();
             e.peak_pool_percent = e.peak_pool_percent.max((peak * 100 / total.max(1)) as u64);
             e.timer_repeats += node.timer_repeats();
         }
@@ -141,10 +262,37 @@ impl Exercised {
         self.peak_pool_percent = self.peak_pool_percent.max(o.peak_pool_percent);
         self.timer_repeats += o.timer_repeats;
         self.virtual_ms += o.virtual_ms;
+        self.membership.add(&o.membership);
     }
 
     /// One line, for a verbose per-seed listing.
     pub fn one_line(&self) -> String {
+        let f = &self.faults;
+        let m = &self.membership;
+        let churn = if f.any_node_fault() || m.view_changes > 0 {
+            format!(
+                "; part {} crash {} restart {} join {} leave {}; {} views, {} changes, {} blocks, {}+{} sent during Block (current+next view), {} suspicions, {} merges, {} exits",
+                f.partitions,
+                f.crashes,
+                f.restarts,
+                f.joins,
+                f.leaves,
+                m.views,
+                m.view_changes,
+                m.blocks,
+                m.during_block,
+                m.next_view,
+                m.suspicions,
+                m.merges,
+                m.exits
+            )
+        } else {
+            String::new()
+        };
+        self.one_line_traffic() + &churn
+    }
+
+    fn one_line_traffic(&self) -> String {
         format!(
             "{} casts, {} sends, {} deliveries; lost {} dup {} reord {}; {} NAKs, {} retrans, {} WouldBlock; max {} frags; {:.1} s",
             self.casts,
@@ -200,6 +348,34 @@ impl fmt::Display for Exercised {
             self.backlog,
             self.test_drops,
             self.timer_repeats
-        )
+        )?;
+        let m = &self.membership;
+        if m.view_changes > 0 {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "  views:       {} installed ({} distinct, {} primary, largest {} members), {} view changes; {} attempts, {} timed out; {} merges asked; {} heal announcements",
+                m.installs,
+                m.views,
+                m.primary_views,
+                m.largest_view,
+                m.view_changes,
+                m.attempts,
+                m.attempt_timeouts,
+                m.merges,
+                m.announcements
+            )?;
+            writeln!(
+                f,
+                "  blocking:    {} Block events; {} messages accepted between Block and block_ok, {} held for the next view; {} sends abandoned (destination gone), {} held sends to departed members",
+                m.blocks, m.during_block, m.next_view, m.abandoned, m.sends_to_departed
+            )?;
+            write!(
+                f,
+                "  failures:    {} suspicions; {} leave() calls, {} Exit events; {} datagrams from another view, {} from non-members",
+                m.suspicions, m.leaves, m.exits, m.wrong_view, m.not_member
+            )?;
+        }
+        Ok(())
     }
 }

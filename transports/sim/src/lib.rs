@@ -3,13 +3,17 @@
 //! consort's deterministic simulator. It runs N endpoints of the real
 //! protocol core ([`consort_core::Endpoint`]) over a simulated network in
 //! virtual time, with faults (loss, duplication, reordering) drawn from a
-//! seed, records every downcall and upcall in a trace, and checks the trace
-//! against the properties the stack promises. The same seed replays the
-//! same run exactly, so every failure comes with a one-line replay command.
+//! seed — and, with membership in the stack, partitions, crashes,
+//! restarts, joins and leaves — records every downcall and upcall in a
+//! trace, and checks the trace against the properties the stack promises
+//! (FIFO and reliability; with membership, view agreement, virtual
+//! synchrony, liveness...). The same seed replays the same run exactly, so
+//! every failure comes with a one-line replay command.
 //!
 //! Map of the crate:
 //! - [`rng`]: the seeded generator every random choice comes from.
-//! - [`net`]: datagrams in flight, faults and their counts.
+//! - [`net`]: datagrams in flight, faults and their counts, partitions.
+//! - [`churn`]: when node faults strike, and whom.
 //! - [`node`]: one member: endpoint, address, application; the drain loop.
 //! - [`workload`] and [`message`]: what the applications cast and send, in
 //!   self-describing, checkable payloads.
@@ -29,6 +33,7 @@
 
 pub mod campaign;
 pub mod checker;
+pub mod churn;
 pub mod exercised;
 pub mod message;
 pub mod net;
@@ -38,7 +43,7 @@ pub mod sim;
 pub mod trace;
 pub mod workload;
 
-pub use campaign::{Protocol, Report, Run, RunConfig, run, run_report};
+pub use campaign::{FAST_MEMBERSHIP, Protocol, Report, Run, RunConfig, run, run_report};
 pub use checker::{Check, Checker, EndState, Violation};
 pub use exercised::Exercised;
 pub use net::{Fault, FaultCounts, FaultKind, FaultPlan, Net};

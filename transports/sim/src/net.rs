@@ -11,6 +11,11 @@
 //! is dropped, a duplicate when the extra copy is delivered, a reorder when
 //! a datagram arrives after one sent later on the same link. A campaign
 //! uses these counts to refuse runs in which a requested fault never bit.
+//!
+//! Node faults (partitions, crashes, restarts, joins, leaves) are scheduled
+//! by [`churn`](crate::churn) into [`FaultPlan::events`] and carried out by
+//! the [simulation loop](crate::sim); the network's share is the partition:
+//! a datagram that would cross it when it arrives is dropped.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -23,11 +28,9 @@ use crate::rng::Rng;
 
 /// A kind of fault, as named on the command line.
 ///
-/// Only per-datagram faults exist today. Partitions, crashes, restarts,
-/// joins and leaves will be node-level faults scheduled in the
-/// [`FaultPlan`]; their names are reserved so that asking for one is a
-/// clear error rather than a silent no-op.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Loss, duplication and reordering strike datagrams; the others strike
+/// nodes or the whole network at scheduled times (see [`crate::churn`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FaultKind {
     /// Datagrams are dropped.
     Loss,
@@ -35,14 +38,30 @@ pub enum FaultKind {
     Dup,
     /// Datagrams are delayed so that later ones overtake them.
     Reorder,
+    /// The network splits in two for a while, then heals.
+    Partition,
+    /// A node stops for good, as with `kill -9`.
+    Crash,
+    /// A crashed node's address comes back as a new endpoint.
+    Restart,
+    /// A new node starts part-way through and joins through seeds.
+    Join,
+    /// A node leaves the group (and may come back as a new endpoint).
+    Leave,
 }
-
-/// Fault names the design plans but this version does not simulate yet.
-const PLANNED: [&str; 5] = ["partition", "crash", "restart", "join", "leave"];
 
 impl FaultKind {
     /// Every fault this version simulates.
-    pub const ALL: [FaultKind; 3] = [FaultKind::Loss, FaultKind::Dup, FaultKind::Reorder];
+    pub const ALL: [FaultKind; 8] = [
+        FaultKind::Loss,
+        FaultKind::Dup,
+        FaultKind::Reorder,
+        FaultKind::Partition,
+        FaultKind::Crash,
+        FaultKind::Restart,
+        FaultKind::Join,
+        FaultKind::Leave,
+    ];
 
     /// The name on the command line.
     pub fn name(self) -> &'static str {
@@ -50,15 +69,26 @@ impl FaultKind {
             FaultKind::Loss => "loss",
             FaultKind::Dup => "dup",
             FaultKind::Reorder => "reorder",
+            FaultKind::Partition => "partition",
+            FaultKind::Crash => "crash",
+            FaultKind::Restart => "restart",
+            FaultKind::Join => "join",
+            FaultKind::Leave => "leave",
         }
     }
 
-    /// Parses a fault name; planned and unknown names are errors that say so.
+    /// Whether this fault strikes datagrams at a rate (rather than nodes at
+    /// scheduled times).
+    pub fn per_datagram(self) -> bool {
+        matches!(self, FaultKind::Loss | FaultKind::Dup | FaultKind::Reorder)
+    }
+
+    /// Parses a fault name; unknown names are errors that list the others.
     ///
     /// ```
     /// use consort_sim::FaultKind;
     /// assert_eq!(FaultKind::parse("dup"), Ok(FaultKind::Dup));
-    /// assert!(FaultKind::parse("crash").unwrap_err().contains("not simulated yet"));
+    /// assert_eq!(FaultKind::parse("crash"), Ok(FaultKind::Crash));
     /// assert!(FaultKind::parse("los").unwrap_err().contains("unknown fault"));
     /// ```
     pub fn parse(s: &str) -> Result<FaultKind, String> {
@@ -66,18 +96,17 @@ impl FaultKind {
         if let Some(k) = Self::ALL.iter().find(|k| k.name().eq_ignore_ascii_case(s)) {
             return Ok(*k);
         }
-        if PLANNED.iter().any(|p| p.eq_ignore_ascii_case(s)) {
-            return Err(format!(
-                "fault {s:?} is not simulated yet in this version (available: loss, dup, reorder)"
-            ));
-        }
+        let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
         Err(format!(
-            "unknown fault {s:?} (available: loss, dup, reorder)"
+            "unknown fault {s:?} (available: {})",
+            names.join(", ")
         ))
     }
 }
 
-/// A fault with its rate: the probability that it strikes one datagram.
+/// A fault as a run asks for it: per-datagram faults with their rate (the
+/// probability that one datagram is struck), node faults with how many
+/// times a run suffers them (at seeded random times, see [`crate::churn`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Fault {
     /// Drop the datagram.
@@ -86,6 +115,16 @@ pub enum Fault {
     Dup(f64),
     /// Delay the datagram by a random extra amount.
     Reorder(f64),
+    /// Split the network this many times (each heals before the next).
+    Partition(u32),
+    /// Crash this many nodes for good.
+    Crash(u32),
+    /// Crash and later restart (as a new endpoint) this many nodes.
+    Restart(u32),
+    /// Start this many new nodes part-way through.
+    Join(u32),
+    /// Have this many nodes leave (some come back as new endpoints).
+    Leave(u32),
 }
 
 impl Fault {
@@ -95,21 +134,74 @@ impl Fault {
             Fault::Loss(_) => FaultKind::Loss,
             Fault::Dup(_) => FaultKind::Dup,
             Fault::Reorder(_) => FaultKind::Reorder,
+            Fault::Partition(_) => FaultKind::Partition,
+            Fault::Crash(_) => FaultKind::Crash,
+            Fault::Restart(_) => FaultKind::Restart,
+            Fault::Join(_) => FaultKind::Join,
+            Fault::Leave(_) => FaultKind::Leave,
+        }
+    }
+
+    /// The rate of a per-datagram fault.
+    pub fn rate(self) -> Option<f64> {
+        match self {
+            Fault::Loss(r) | Fault::Dup(r) | Fault::Reorder(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// How many times a run suffers a node fault.
+    pub fn count(self) -> Option<u32> {
+        match self {
+            Fault::Partition(n)
+            | Fault::Crash(n)
+            | Fault::Restart(n)
+            | Fault::Join(n)
+            | Fault::Leave(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The fault of `kind` with `amount` (a rate or, rounded, a count).
+    pub fn of(kind: FaultKind, amount: f64) -> Fault {
+        let n = amount.round().max(0.0) as u32;
+        match kind {
+            FaultKind::Loss => Fault::Loss(amount),
+            FaultKind::Dup => Fault::Dup(amount),
+            FaultKind::Reorder => Fault::Reorder(amount),
+            FaultKind::Partition => Fault::Partition(n),
+            FaultKind::Crash => Fault::Crash(n),
+            FaultKind::Restart => Fault::Restart(n),
+            FaultKind::Join => Fault::Join(n),
+            FaultKind::Leave => Fault::Leave(n),
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.rate(), self.count()) {
+            (Some(r), _) => write!(f, "{} {r}", self.kind().name()),
+            (_, Some(n)) => write!(f, "{} x{n}", self.kind().name()),
+            _ => write!(f, "{}", self.kind().name()),
         }
     }
 }
 
 /// The faults of one run, and when they stop.
 ///
-/// Today every fault is a per-datagram rate applied by [`Net::send`]. Node
-/// faults (partition, crash, restart, join, leave) will join [`Fault`] as
-/// variants carrying when and whom they strike; the simulation loop will
-/// take them from the plan in time order as one more kind of step, and the
-/// network will consult the plan's current partition before delivering.
+/// Per-datagram faults are rates applied by [`Net::send`]. Node faults are
+/// drawn from the seed into [`FaultPlan::events`] (see
+/// [`churn::schedule`](crate::churn::schedule)); the simulation loop takes
+/// them in time order as one more kind of step, and the network drops
+/// datagrams that cross the current partition ([`Net::set_partition`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultPlan {
-    /// Faults applied to each datagram sent before `until`.
+    /// Faults applied to each datagram sent before `until`, and the node
+    /// faults asked for.
     pub faults: Vec<Fault>,
+    /// The node faults of this run, in time order, all before `until`.
+    pub events: Vec<crate::churn::Scheduled>,
     /// After this instant the network is perfect, so that a correct
     /// protocol can be required to converge.
     pub until: Instant,
@@ -125,6 +217,7 @@ impl FaultPlan {
     pub fn new(faults: Vec<Fault>, until: Instant) -> Self {
         FaultPlan {
             faults,
+            events: Vec::new(),
             until,
             base_delay: Duration::from_millis(1),
             max_extra_delay: Duration::from_millis(30),
@@ -135,9 +228,7 @@ impl FaultPlan {
         self.faults
             .iter()
             .filter(|f| f.kind() == kind)
-            .map(|f| match f {
-                Fault::Loss(r) | Fault::Dup(r) | Fault::Reorder(r) => *r,
-            })
+            .filter_map(|f| f.rate())
             .fold(0.0, f64::max)
     }
 }
@@ -155,6 +246,22 @@ pub struct FaultCounts {
     pub duplicates: u64,
     /// Datagrams delivered after one sent later on the same link.
     pub reorders: u64,
+    /// Datagrams dropped because they would have crossed a partition.
+    pub partitioned: u64,
+    /// Partitions made (each heals later).
+    pub partitions: u64,
+    /// Partitions healed.
+    pub heals: u64,
+    /// Nodes crashed.
+    pub crashes: u64,
+    /// Crashed nodes' addresses started again as new endpoints.
+    pub restarts: u64,
+    /// New nodes started part-way through.
+    pub joins: u64,
+    /// Nodes that were asked to leave.
+    pub leaves: u64,
+    /// Nodes that left and came back as new endpoints.
+    pub rejoins: u64,
 }
 
 impl FaultCounts {
@@ -164,6 +271,11 @@ impl FaultCounts {
             FaultKind::Loss => self.losses,
             FaultKind::Dup => self.duplicates,
             FaultKind::Reorder => self.reorders,
+            FaultKind::Partition => self.partitions,
+            FaultKind::Crash => self.crashes,
+            FaultKind::Restart => self.restarts,
+            FaultKind::Join => self.joins,
+            FaultKind::Leave => self.leaves,
         }
     }
 
@@ -174,6 +286,19 @@ impl FaultCounts {
         self.losses += o.losses;
         self.duplicates += o.duplicates;
         self.reorders += o.reorders;
+        self.partitioned += o.partitioned;
+        self.partitions += o.partitions;
+        self.heals += o.heals;
+        self.crashes += o.crashes;
+        self.restarts += o.restarts;
+        self.joins += o.joins;
+        self.leaves += o.leaves;
+        self.rejoins += o.rejoins;
+    }
+
+    /// Whether any node fault happened.
+    pub fn any_node_fault(&self) -> bool {
+        self.partitions + self.crashes + self.restarts + self.joins + self.leaves > 0
     }
 }
 
@@ -183,7 +308,22 @@ impl fmt::Display for FaultCounts {
             f,
             "{} datagrams sent, {} lost, {} duplicated, {} reordered",
             self.sent, self.losses, self.duplicates, self.reorders
-        )
+        )?;
+        if self.any_node_fault() {
+            write!(
+                f,
+                "; {} partitions ({} healed, {} datagrams cut), {} crashes, {} restarts, {} joins, {} leaves ({} came back)",
+                self.partitions,
+                self.heals,
+                self.partitioned,
+                self.crashes,
+                self.restarts,
+                self.joins,
+                self.leaves,
+                self.rejoins
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -225,6 +365,8 @@ pub struct Net {
     link_sent: Vec<u64>,
     link_delivered: Vec<u64>,
     counts: FaultCounts,
+    /// The current partition: bit `i` set for the nodes on one side.
+    partition: Option<u64>,
 }
 
 impl Net {
@@ -239,6 +381,7 @@ impl Net {
             link_sent: vec![0; n * n],
             link_delivered: vec![0; n * n],
             counts: FaultCounts::default(),
+            partition: None,
         }
     }
 
@@ -302,12 +445,47 @@ impl Net {
         self.heap.peek().map(|Reverse(d)| d.at)
     }
 
-    /// Takes the next datagram due at or before `now`.
+    /// Splits the network: nodes whose bit is set in `side` (nodes 0 to 63)
+    /// reach only each other, the rest only each other, until
+    /// `set_partition(None)` heals it. Datagrams already in flight are
+    /// judged when they arrive.
+    pub fn set_partition(&mut self, side: Option<u64>) {
+        self.partition = side;
+    }
+
+    /// The current partition, if any.
+    pub fn partition(&self) -> Option<u64> {
+        self.partition
+    }
+
+    /// Whether a datagram from `from` to `to` crosses the current partition.
+    fn cut(&self, from: usize, to: usize) -> bool {
+        let side = |i: usize| self.partition.map(|p| i < 64 && p >> i & 1 == 1);
+        self.partition.is_some() && side(from) != side(to)
+    }
+
+    /// Counters of node faults, kept by whoever carries them out.
+    pub fn counts_mut(&mut self) -> &mut FaultCounts {
+        &mut self.counts
+    }
+
+    /// Takes the next datagram due at or before `now`. Datagrams that
+    /// would cross the partition are dropped and counted on the way.
     pub fn pop_due(&mut self, now: Instant) -> Option<Datagram> {
-        if self.next_time()? > now {
-            return None;
+        loop {
+            if self.next_time()? > now {
+                return None;
+            }
+            let Reverse(d) = self.heap.pop()?;
+            if self.cut(d.from, d.to) {
+                self.counts.partitioned += 1;
+                continue;
+            }
+            return Some(self.arrive(d));
         }
-        let Reverse(d) = self.heap.pop()?;
+    }
+
+    fn arrive(&mut self, d: InFlight) -> Datagram {
         self.counts.delivered += 1;
         let link = d.from * self.n + d.to;
         if d.copy {
@@ -318,11 +496,11 @@ impl Net {
             }
             self.link_delivered[link] = self.link_delivered[link].max(d.link_seq + 1);
         }
-        Some(Datagram {
+        Datagram {
             from: d.from,
             to: d.to,
             bytes: d.bytes,
-        })
+        }
     }
 
     /// Datagrams in flight.
@@ -397,7 +575,24 @@ mod tests {
     #[test]
     fn fault_names() {
         assert_eq!(FaultKind::parse("Loss"), Ok(FaultKind::Loss));
-        assert!(FaultKind::parse("partition").is_err());
+        assert_eq!(FaultKind::parse("partition"), Ok(FaultKind::Partition));
         assert!(FaultKind::parse("").is_err());
+        for k in FaultKind::ALL {
+            assert_eq!(FaultKind::parse(k.name()), Ok(k));
+            assert_eq!(Fault::of(k, 1.0).kind(), k);
+        }
+    }
+
+    #[test]
+    fn a_partition_drops_what_crosses_it_until_healed() {
+        let mut net = Net::new(3, FaultPlan::new(vec![], Instant::MAX), Rng::new(1));
+        net.set_partition(Some(0b001));
+        net.send(Instant::ZERO, 0, 1, &[1]);
+        net.send(Instant::ZERO, 1, 2, &[2]);
+        assert_eq!(drain(&mut net).iter().map(|g| g.1).collect::<Vec<_>>(), [2]);
+        assert_eq!(net.counts().partitioned, 1);
+        net.set_partition(None);
+        net.send(Instant::from_secs(1), 0, 1, &[3]);
+        assert_eq!(drain(&mut net).len(), 1);
     }
 }

@@ -5,15 +5,22 @@
 //! (looping, since taking events can resume work that makes datagrams), hands
 //! datagrams to the [network](crate::net) and records events in the
 //! [trace](crate::trace). A `Writable` event makes the application offer its
-//! refused messages again.
+//! refused messages again; a `Block` makes it answer `block_ok` a little
+//! later; `Exit` ends it.
+//!
+//! A node is one **process**: one endpoint incarnation at one address
+//! (slot). A crash drops the endpoint, as `kill -9` would; a restart is a
+//! new node at the same slot with a new endpoint id.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use consort_core::{Config, ConfigError, Endpoint, EndpointId, Event, Instant, Member};
+use consort_core::{
+    Config, ConfigError, Endpoint, EndpointId, Event, Instant, Member, Stats, Status,
+};
 
 use crate::message::{Kind, decode};
 use crate::net::Net;
-use crate::trace::{Delivery, Entry, Trace};
+use crate::trace::{Delivery, Entry, Trace, ViewRecord};
 use crate::workload::NodeWorkload;
 
 /// Most members of a simulated group: the sim profile's `M`.
@@ -25,13 +32,14 @@ pub type SimEndpoint = Endpoint<MAX_MEMBERS, Vec<u8>>;
 /// The UDP port every node listens on.
 const PORT: u16 = 7000;
 
-/// Node `i`'s address: `10.0.0.(i+1):7000`.
+/// Slot `i`'s address: `10.0.0.(i+1):7000`. In a static group process `i`
+/// runs at slot `i`; with churn a slot may hold several processes in turn.
 pub fn addr_of(i: usize) -> SocketAddr {
     let [_, _, hi, lo] = (i as u32 + 1).to_be_bytes();
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, hi, lo)), PORT)
 }
 
-/// The node at `addr`, if it is one of ours.
+/// The slot at `addr`, if it is one of ours.
 pub fn node_at(addr: SocketAddr) -> Option<usize> {
     match addr.ip() {
         IpAddr::V4(ip) if addr.port() == PORT => {
@@ -43,12 +51,12 @@ pub fn node_at(addr: SocketAddr) -> Option<usize> {
     }
 }
 
-/// Node `i`'s endpoint id.
+/// Process `i`'s endpoint id: unique per incarnation.
 pub fn endpoint_id(i: usize) -> EndpointId {
     EndpointId(i as u64 + 1)
 }
 
-/// The node with endpoint id `id`, if any.
+/// The process with endpoint id `id`, if any.
 pub fn node_of(id: EndpointId) -> Option<usize> {
     id.0.checked_sub(1).map(|n| n as usize)
 }
@@ -63,23 +71,67 @@ pub fn members(n: usize) -> Vec<Member> {
         .collect()
 }
 
+/// Where a process is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Life {
+    /// Running.
+    Live,
+    /// `leave()` was called; `Exit` has not come yet.
+    Leaving,
+    /// `Exit` came: the endpoint will do nothing more.
+    Exited,
+    /// Stopped for good; the endpoint is gone.
+    Crashed,
+}
+
 /// One simulated member.
 pub struct Node {
-    /// Index of the node (its rank in the static view).
+    /// Index of the process (its rank in a static view; see [`endpoint_id`]).
     pub index: usize,
-    /// The endpoint.
-    pub endpoint: SimEndpoint,
+    /// Its address (see [`addr_of`]).
+    pub slot: usize,
+    /// The endpoint; `None` once crashed.
+    pub endpoint: Option<SimEndpoint>,
     /// The application.
     pub workload: NodeWorkload,
+    life: Life,
+    /// Counters and pool peak when the endpoint was dropped.
+    final_stats: Option<(Stats, (usize, usize, usize))>,
     /// When `handle_timeout` last ran.
     last_timeout: Option<Instant>,
     /// Times a deadline was still due right after `handle_timeout` ran: a
     /// real driver would spin on it.
     timer_repeats: u64,
+    /// Consecutive such times, for the back-off of a stuck timer.
+    stuck: u32,
+    /// The most consecutive such times.
+    max_stuck: u32,
+}
+
+/// What draining an endpoint brought, for the node to act on.
+#[derive(Clone, Copy, Debug, Default)]
+struct Drained {
+    writable: bool,
+    /// `Some(true)` if the last of Block/View was a Block, `Some(false)` if
+    /// a View.
+    block: Option<bool>,
+    exit: bool,
+}
+
+impl Drained {
+    fn merge(&mut self, o: Drained) {
+        self.writable |= o.writable;
+        self.block = o.block.or(self.block);
+        self.exit |= o.exit;
+    }
+}
+
+fn storage(slot_size: usize, slots: usize) -> Vec<u8> {
+    vec![0u8; slots * (slot_size + consort_core::SLOT_OVERHEAD)]
 }
 
 impl Node {
-    /// Builds node `index` of the group `members`.
+    /// Builds process `index` of the static group `members` (at slot `index`).
     pub fn new(
         index: usize,
         members: &[Member],
@@ -88,25 +140,84 @@ impl Node {
         slots: usize,
         workload: NodeWorkload,
     ) -> Result<Node, ConfigError> {
-        let storage = vec![0u8; slots * (slot_size + consort_core::SLOT_OVERHEAD)];
-        let endpoint = Endpoint::new(config, members, storage, slot_size)?;
-        Ok(Node {
+        let endpoint = Endpoint::new(config, members, storage(slot_size, slots), slot_size)?;
+        Ok(Node::with(index, index, endpoint, workload))
+    }
+
+    /// Builds process `index` at `slot`, alone in its first view, to join
+    /// its group through `config.seeds`.
+    pub fn join(
+        index: usize,
+        slot: usize,
+        config: &Config<'_>,
+        slot_size: usize,
+        slots: usize,
+        workload: NodeWorkload,
+    ) -> Result<Node, ConfigError> {
+        let endpoint = Endpoint::join(config, addr_of(slot), storage(slot_size, slots), slot_size)?;
+        Ok(Node::with(index, slot, endpoint, workload))
+    }
+
+    fn with(index: usize, slot: usize, endpoint: SimEndpoint, workload: NodeWorkload) -> Node {
+        Node {
             index,
-            endpoint,
+            slot,
+            endpoint: Some(endpoint),
             workload,
+            life: Life::Live,
+            final_stats: None,
             last_timeout: None,
             timer_repeats: 0,
-        })
+            stuck: 0,
+            max_stuck: 0,
+        }
+    }
+
+    /// Where the process is in its life.
+    pub fn life(&self) -> Life {
+        self.life
+    }
+
+    /// Whether the process runs and has not been asked to leave.
+    pub fn is_live(&self) -> bool {
+        self.life == Life::Live
+    }
+
+    /// The endpoint's counters (at the crash, for a crashed node).
+    pub fn stats(&self) -> Stats {
+        match (&self.endpoint, &self.final_stats) {
+            (Some(ep), _) => ep.stats().clone(),
+            (None, Some((s, _))) => s.clone(),
+            (None, None) => Stats::default(),
+        }
+    }
+
+    /// Pool slots (in use, peak, total); in use is 0 for a crashed node.
+    pub fn pool_usage(&self) -> (usize, usize, usize) {
+        match (&self.endpoint, &self.final_stats) {
+            (Some(ep), _) => ep.pool_usage(),
+            (None, Some((_, (_, peak, total)))) => (0, *peak, *total),
+            (None, None) => (0, 0, 0),
+        }
+    }
+
+    /// The endpoint's status, if it still has one.
+    pub fn status(&self) -> Option<Status> {
+        self.endpoint.as_ref().map(|e| e.status())
     }
 
     /// When the endpoint's timer is next due. A deadline that did not move
-    /// past the last `handle_timeout` is taken one microsecond later, so a
-    /// stuck timer costs simulated time instead of hanging the simulator
-    /// (it is counted in [`Node::timer_repeats`]).
+    /// past the last `handle_timeout` is taken one microsecond later, and
+    /// twice as late each time it stays stuck (up to about a millisecond),
+    /// so a stuck timer costs simulated time instead of hanging the
+    /// simulator (it is counted in [`Node::timer_repeats`]).
     pub fn timer(&self) -> Option<Instant> {
-        let d = self.endpoint.poll_timeout()?;
+        let d = self.endpoint.as_ref()?.poll_timeout()?;
         match self.last_timeout {
-            Some(last) if d <= last => Some(last + std::time::Duration::from_micros(1)),
+            Some(last) if d <= last => {
+                let wait = 1u64 << self.stuck.min(10);
+                Some(last + std::time::Duration::from_micros(wait))
+            }
             _ => Some(d),
         }
     }
@@ -116,7 +227,13 @@ impl Node {
         self.timer_repeats
     }
 
-    /// A datagram from node `from` arrives.
+    /// The most times in a row the endpoint's deadline was still due right
+    /// after its timeout ran.
+    pub fn max_stuck(&self) -> u32 {
+        self.max_stuck
+    }
+
+    /// A datagram from slot `from` arrives.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -125,29 +242,85 @@ impl Node {
         net: &mut Net,
         trace: &mut Trace,
     ) {
-        self.endpoint.handle_datagram(now, addr_of(from), bytes);
+        let Some(ep) = self.endpoint.as_mut() else {
+            return;
+        };
+        ep.handle_datagram(now, addr_of(from), bytes);
         self.settle(now, net, trace);
     }
 
     /// The endpoint's timer fires.
     pub fn handle_timeout(&mut self, now: Instant, net: &mut Net, trace: &mut Trace) {
-        self.endpoint.handle_timeout(now);
+        let Some(ep) = self.endpoint.as_mut() else {
+            return;
+        };
+        ep.handle_timeout(now);
         self.last_timeout = Some(now);
         self.settle(now, net, trace);
-        if self.endpoint.poll_timeout().is_some_and(|d| d <= now) {
+        let ep = self.endpoint.as_ref();
+        if ep.and_then(|e| e.poll_timeout()).is_some_and(|d| d <= now) {
             self.timer_repeats += 1;
+            self.stuck += 1;
+            self.max_stuck = self.max_stuck.max(self.stuck);
+        } else {
+            self.stuck = 0;
         }
     }
 
-    /// The application's next action is due.
+    /// The application's next action is due: answering a `Block`, making
+    /// messages, or both.
     pub fn act(&mut self, now: Instant, net: &mut Net, trace: &mut Trace) {
-        let me = self.index;
-        let mut writable = false;
-        self.workload
-            .act(now, &mut self.endpoint, trace, |ep, trace| {
-                writable |= drain(me, now, ep, net, trace);
+        let (me, slot) = (self.index, self.slot);
+        let Some(ep) = self.endpoint.as_mut() else {
+            self.workload.stop();
+            return;
+        };
+        let mut got = Drained::default();
+        if self.workload.take_block_ok(now) {
+            trace.push(now, me, Entry::BlockOk);
+            if let Err(e) = ep.block_ok(now) {
+                self.workload.note_error(format!("block_ok: {e}"));
+            }
+            got.merge(drain(me, slot, now, ep, net, trace));
+        }
+        if self.workload.action_due(now) {
+            self.workload.act(now, ep, trace, |ep, trace| {
+                got.merge(drain(me, slot, now, ep, net, trace));
             });
-        self.offer_while_writable(writable, now, net, trace);
+        }
+        self.apply(got, now, net, trace);
+    }
+
+    /// The application calls `leave()`. Returns whether it could (the
+    /// process is live and not leaving already).
+    pub fn leave(&mut self, now: Instant, net: &mut Net, trace: &mut Trace) -> bool {
+        if self.life != Life::Live {
+            return false;
+        }
+        let Some(ep) = self.endpoint.as_mut() else {
+            return false;
+        };
+        trace.push(now, self.index, Entry::Leave);
+        self.life = Life::Leaving;
+        // A leaving member makes no new messages; what it cast so far
+        // still reaches the members that stay.
+        self.workload.stop();
+        if let Err(e) = ep.leave(now) {
+            self.workload.note_error(format!("leave: {e}"));
+        }
+        self.settle(now, net, trace);
+        true
+    }
+
+    /// The process stops for good: its endpoint is dropped, as `kill -9`
+    /// would, with whatever it had not sent.
+    pub fn crash(&mut self, now: Instant, trace: &mut Trace) {
+        if let Some(ep) = self.endpoint.take() {
+            self.final_stats = Some((ep.stats().clone(), ep.pool_usage()));
+        }
+        self.workload.stop();
+        self.life = Life::Crashed;
+        trace.push(now, self.index, Entry::Crash);
     }
 
     /// Drains the endpoint without any new input, offering refused
@@ -156,37 +329,55 @@ impl Node {
         self.settle(now, net, trace);
     }
 
-    /// Drains the endpoint, and while it says `Writable`, offers the
-    /// application's refused messages again.
+    /// Drains the endpoint and acts on what came out.
     fn settle(&mut self, now: Instant, net: &mut Net, trace: &mut Trace) {
-        let writable = drain(self.index, now, &mut self.endpoint, net, trace);
-        self.offer_while_writable(writable, now, net, trace);
+        let Some(ep) = self.endpoint.as_mut() else {
+            return;
+        };
+        let got = drain(self.index, self.slot, now, ep, net, trace);
+        self.apply(got, now, net, trace);
     }
 
-    /// Offers refused messages again if a `Writable` came, and again after
-    /// every further `Writable` their acceptance brings.
-    fn offer_while_writable(
-        &mut self,
-        mut writable: bool,
-        now: Instant,
-        net: &mut Net,
-        trace: &mut Trace,
-    ) {
-        let me = self.index;
-        while writable {
-            writable = false;
-            self.workload
-                .offer(now, &mut self.endpoint, trace, |ep, trace| {
-                    writable |= drain(me, now, ep, net, trace);
-                });
+    /// Acts on drained events: `Block` and views for the application's
+    /// `block_ok`, `Exit` for the end of the process, and while the endpoint
+    /// says `Writable`, the application's refused messages offered again.
+    fn apply(&mut self, mut got: Drained, now: Instant, net: &mut Net, trace: &mut Trace) {
+        let (me, slot) = (self.index, self.slot);
+        loop {
+            match got.block {
+                Some(true) => self.workload.on_block(now),
+                Some(false) => self.workload.on_view(),
+                None => {}
+            }
+            if got.exit {
+                self.life = Life::Exited;
+                self.workload.stop();
+            }
+            let Some(ep) = self.endpoint.as_mut() else {
+                return;
+            };
+            if !got.writable || self.life != Life::Live {
+                return;
+            }
+            let mut next = Drained::default();
+            self.workload.offer(now, ep, trace, |ep, trace| {
+                next.merge(drain(me, slot, now, ep, net, trace));
+            });
+            got = next;
         }
     }
 }
 
 /// Takes every datagram and event from `ep` until both are exhausted.
-/// Returns whether a `Writable` event came.
-fn drain(me: usize, now: Instant, ep: &mut SimEndpoint, net: &mut Net, trace: &mut Trace) -> bool {
-    let mut writable = false;
+fn drain(
+    me: usize,
+    slot: usize,
+    now: Instant,
+    ep: &mut SimEndpoint,
+    net: &mut Net,
+    trace: &mut Trace,
+) -> Drained {
+    let mut got = Drained::default();
     let mut buf = Vec::new();
     loop {
         let mut progress = false;
@@ -194,7 +385,7 @@ fn drain(me: usize, now: Instant, ep: &mut SimEndpoint, net: &mut Net, trace: &m
             progress = true;
             // A datagram for no node goes nowhere, as on a real network.
             if let Some(to) = node_at(t.destination) {
-                net.send(now, me, to, t.contents);
+                net.send(now, slot, to, t.contents);
             }
         }
         while let Some(ev) = ep.poll_event() {
@@ -211,11 +402,34 @@ fn drain(me: usize, now: Instant, ep: &mut SimEndpoint, net: &mut Net, trace: &m
                     payload,
                 } => (Kind::Send, from, endpoint, payload),
                 Event::Writable => {
-                    writable = true;
+                    got.writable = true;
                     trace.push(now, me, Entry::Writable);
                     continue;
                 }
-                // Event kinds this simulator does not know yet.
+                Event::View { view, .. } => {
+                    got.block = Some(false);
+                    let record = ViewRecord {
+                        id: view.id(),
+                        members: view.endpoints().collect(),
+                        primary: view.is_primary(),
+                        protocol: view.protocol().to_string(),
+                        previous: view.previous_id(),
+                        rank: view.my_rank().index(),
+                    };
+                    trace.push(now, me, Entry::View(record));
+                    continue;
+                }
+                Event::Block => {
+                    got.block = Some(true);
+                    trace.push(now, me, Entry::Block);
+                    continue;
+                }
+                Event::Exit => {
+                    got.exit = true;
+                    trace.push(now, me, Entry::Exit);
+                    continue;
+                }
+                // Heartbeats and view-message requests are not asked for.
                 _ => continue,
             };
             buf.clear();
@@ -238,7 +452,7 @@ fn drain(me: usize, now: Instant, ep: &mut SimEndpoint, net: &mut Net, trace: &m
             );
         }
         if !progress {
-            return writable;
+            return got;
         }
     }
 }

@@ -7,13 +7,21 @@
 //! again after the next `Writable` or the node's next action; it is numbered
 //! only when accepted, so stream numbers are exactly the acceptance order
 //! that FIFO is judged against.
+//!
+//! With membership, sends go to a member of the current view by endpoint id
+//! (`send_to`): one whose destination has left the view by the time it is
+//! offered is given up (and recorded so). The application answers `Block`
+//! with `block_ok` after a short random delay, and keeps making messages
+//! meanwhile, so that casts are accepted both before and after `block_ok`
+//! (`SendView::Current` and `Next`); the trace records which.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use consort_core::{Endpoint, Instant, Rank, SendError};
+use consort_core::{Endpoint, Instant, SendError, SendView};
 
 use crate::message::{HEADER_LEN, Kind, MsgId, encode};
+use crate::node::{endpoint_id, node_of};
 use crate::rng::Rng;
 use crate::trace::{Entry, Trace};
 
@@ -37,6 +45,8 @@ pub struct WorkloadConfig {
     pub burst_max: u32,
     /// Most messages one node makes (`None`: as many as the phase allows).
     pub max_messages: Option<u32>,
+    /// Longest wait between `Block` and the application's `block_ok`.
+    pub max_block_delay: Duration,
 }
 
 impl Default for WorkloadConfig {
@@ -51,6 +61,7 @@ impl Default for WorkloadConfig {
             burst_share: 0.05,
             burst_max: 24,
             max_messages: None,
+            max_block_delay: Duration::from_millis(15),
         }
     }
 }
@@ -67,41 +78,86 @@ struct Intent {
 #[derive(Debug)]
 pub struct NodeWorkload {
     me: usize,
-    members: usize,
     rng: Rng,
     config: WorkloadConfig,
     next_action: Option<Instant>,
+    /// When to answer the `Block` received, if one waits for `block_ok`.
+    block_ok_at: Option<Instant>,
     made: u32,
     pending: VecDeque<Intent>,
     next_cast: u32,
-    next_send: Vec<u32>,
+    next_send: BTreeMap<usize, u32>,
     /// Unexpected errors from `cast`/`send` (not `WouldBlock`).
     errors: Vec<String>,
     buf: Vec<u8>,
 }
 
 impl NodeWorkload {
-    /// The application of node `me` of `members`.
-    pub fn new(me: usize, members: usize, config: WorkloadConfig, mut rng: Rng) -> Self {
-        let first = Instant::from_micros(rng.below(gap_micros(&config) * 2 + 1));
+    /// The application of process `me`, starting at `start`.
+    pub fn new(me: usize, start: Instant, config: WorkloadConfig, mut rng: Rng) -> Self {
+        let first = start + Duration::from_micros(rng.below(gap_micros(&config) * 2 + 1));
+        let phase_end = Instant::ZERO + config.duration;
         NodeWorkload {
             me,
-            members,
             rng,
             config,
-            next_action: Some(first),
+            next_action: (first < phase_end).then_some(first),
+            block_ok_at: None,
             made: 0,
             pending: VecDeque::new(),
             next_cast: 0,
-            next_send: vec![0; members],
+            next_send: BTreeMap::new(),
             errors: Vec::new(),
             buf: Vec::new(),
         }
     }
 
-    /// When this application next wants to act.
+    /// When this application next wants to act (make messages, or answer
+    /// a `Block`).
     pub fn next_time(&self) -> Option<Instant> {
-        self.next_action
+        match (self.next_action, self.block_ok_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The endpoint said `Block`: answer it after a random delay.
+    pub fn on_block(&mut self, now: Instant) {
+        let max = self.config.max_block_delay.as_micros() as u64;
+        self.block_ok_at = Some(now + Duration::from_micros(self.rng.between(0, max)));
+    }
+
+    /// A view was installed: a `Block` not answered yet no longer needs to
+    /// be (answering it now would block the new view).
+    pub fn on_view(&mut self) {
+        self.block_ok_at = None;
+    }
+
+    /// Whether `block_ok` is due at `now`; if so, it is taken.
+    pub fn take_block_ok(&mut self, now: Instant) -> bool {
+        if self.block_ok_at.is_some_and(|t| t <= now) {
+            self.block_ok_at = None;
+            return true;
+        }
+        false
+    }
+
+    /// Whether a `Block` waits for its answer.
+    pub fn blocked(&self) -> bool {
+        self.block_ok_at.is_some()
+    }
+
+    /// Whether the next action (making messages) is due at `now`.
+    pub fn action_due(&self, now: Instant) -> bool {
+        self.next_action.is_some_and(|t| t <= now)
+    }
+
+    /// The application stops for good: after `leave()`, or a crash. What
+    /// it had not handed over yet is dropped.
+    pub fn stop(&mut self) {
+        self.next_action = None;
+        self.block_ok_at = None;
+        self.pending.clear();
     }
 
     /// Messages made but not yet accepted.
@@ -112,6 +168,11 @@ impl NodeWorkload {
     /// Errors other than `WouldBlock` that the endpoint returned.
     pub fn errors(&self) -> &[String] {
         &self.errors
+    }
+
+    /// Notes an error the endpoint returned to another downcall.
+    pub fn note_error(&mut self, e: String) {
+        self.errors.push(e);
     }
 
     /// Makes a new message (the action due at `now`) and offers every
@@ -131,12 +192,19 @@ impl NodeWorkload {
         } else {
             1
         };
+        let me = endpoint_id(self.me);
+        let others: Vec<usize> = ep
+            .view()
+            .endpoints()
+            .filter(|e| *e != me)
+            .filter_map(node_of)
+            .collect();
         for _ in 0..count {
             let capped = self.config.max_messages.is_some_and(|m| self.made >= m);
             if now >= phase_end || capped {
                 break;
             }
-            let intent = self.make(ep.max_message());
+            let intent = self.make(ep.max_message(), &others);
             self.pending.push_back(intent);
             self.made += 1;
         }
@@ -146,16 +214,16 @@ impl NodeWorkload {
         self.offer(now, ep, trace, drain);
     }
 
-    fn make(&mut self, max_message: usize) -> Intent {
-        let kind = if self.members < 2 || self.rng.chance(self.config.cast_share) {
+    /// A new message: a cast, or a send to one of `others` (the other
+    /// members of the view, in rank order).
+    fn make(&mut self, max_message: usize, others: &[usize]) -> Intent {
+        let kind = if others.is_empty() || self.rng.chance(self.config.cast_share) {
             Kind::Cast
         } else {
             Kind::Send
         };
-        let dest = (kind == Kind::Send).then(|| {
-            let d = self.rng.below(self.members as u64 - 1) as usize;
-            if d >= self.me { d + 1 } else { d }
-        });
+        let dest =
+            (kind == Kind::Send).then(|| others[self.rng.below(others.len() as u64) as usize]);
         let max = max_message.max(HEADER_LEN) as u64;
         let min = HEADER_LEN as u64;
         // Mostly small messages (one fragment), some of a few fragments, and
@@ -188,10 +256,10 @@ impl NodeWorkload {
         B: AsMut<[u8]> + AsRef<[u8]>,
     {
         let mut left = VecDeque::new();
-        while let Some(intent) = self.pending.pop_front() {
+        while let Some(mut intent) = self.pending.pop_front() {
             let seq = match intent.dest {
                 None => self.next_cast,
-                Some(d) => self.next_send[d],
+                Some(d) => self.next_send.get(&d).copied().unwrap_or(0),
             };
             let id = MsgId {
                 origin: self.me,
@@ -202,23 +270,37 @@ impl NodeWorkload {
             encode(&id, intent.len, &mut self.buf);
             let result = match intent.dest {
                 None => ep.cast(now, &self.buf),
-                Some(d) => ep.send(now, Rank(d as u16), &self.buf),
+                Some(d) => ep.send_to(now, endpoint_id(d), &self.buf),
             };
             let len = self.buf.len();
             match result {
-                Ok(_) => {
+                Ok(view) => {
+                    let next = view == SendView::Next;
                     let entry = match intent.dest {
                         None => {
                             self.next_cast += 1;
-                            Entry::CastAccepted { id, len }
+                            Entry::CastAccepted { id, len, next }
                         }
                         Some(d) => {
-                            self.next_send[d] += 1;
-                            Entry::SendAccepted { id, len }
+                            *self.next_send.entry(d).or_insert(0) += 1;
+                            Entry::SendAccepted { id, len, next }
                         }
                     };
                     trace.push(now, self.me, entry);
                     drain(ep, trace);
+                }
+                Err(SendError::NotAMember(_)) => {
+                    // The destination left the view since the message was
+                    // made: an application gives up such a send.
+                    let dest = intent.dest.unwrap_or(usize::MAX);
+                    trace.push(now, self.me, Entry::Abandoned { dest, len });
+                }
+                Err(SendError::TooLarge { max, .. }) if max >= HEADER_LEN && max < len => {
+                    // The view grew since the message was made, and with it
+                    // the share of the pool each member's window may take:
+                    // the application cuts the message to the new limit.
+                    intent.len = max;
+                    self.pending.push_front(intent);
                 }
                 Err(SendError::WouldBlock) => {
                     trace.push(

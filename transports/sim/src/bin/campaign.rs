@@ -3,12 +3,16 @@
 //! ```text
 //! cargo run --release -p consort-sim --bin campaign -- \
 //!     --seeds 2000 --members 5 --properties Frag:Flow --faults loss,dup,reorder
+//! cargo run --release -p consort-sim --bin campaign -- --seeds 2000 --members 5 \
+//!     --properties Gmp:Sync:Heal:Frag:Suspect:Flow:Slander:Primary \
+//!     --faults loss,dup,reorder,partition,crash,restart,join,leave
 //! ```
 //!
 //! Everything is validated before the first seed runs. Seeds run in
 //! parallel but are reported in order; each failing seed is printed with its
-//! violations and a command that replays it alone. The last line is always
-//! `N passed, F failed`, and the exit status is non-zero if anything failed.
+//! violations and a command that replays it alone (add `--trace` to the
+//! replay to see every record). The last line is always `N passed, F
+//! failed`, and the exit status is non-zero if anything failed.
 
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -16,10 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-use consort_sim::{Exercised, Fault, FaultKind, Protocol, Report, RunConfig, run_report};
-
-/// Violations printed per failing seed; the rest are counted.
-const SHOWN: usize = 12;
+use consort_core::Params;
+use consort_sim::checker::Liveness;
+use consort_sim::{Exercised, Fault, FaultKind, Protocol, Report, RunConfig, run, run_report};
 
 /// Run a simulated campaign of seeds against the consort protocol core.
 #[derive(Parser, Debug)]
@@ -43,7 +46,9 @@ struct Args {
     /// Group parameters, name=value separated by ':'.
     #[arg(long, default_value = "")]
     params: String,
-    /// Faults, comma-separated: loss, dup, reorder; or "none".
+    /// Faults, comma-separated: loss, dup, reorder (per datagram), partition,
+    /// crash, restart, join, leave (per node, need Gmp in the stack but for
+    /// partition); or "none".
     #[arg(long, default_value = "loss,dup,reorder")]
     faults: String,
     /// Probability that a datagram is lost (needs loss in --faults).
@@ -55,6 +60,21 @@ struct Args {
     /// Probability that a datagram is delayed past later ones (needs reorder in --faults).
     #[arg(long)]
     reorder: Option<f64>,
+    /// Partitions per run, each healing before the next (needs partition in --faults).
+    #[arg(long)]
+    partition: Option<u32>,
+    /// Crashes per run (needs crash in --faults).
+    #[arg(long)]
+    crash: Option<u32>,
+    /// Crash-and-restarts per run (needs restart in --faults).
+    #[arg(long)]
+    restart: Option<u32>,
+    /// Joins of new nodes per run (needs join in --faults).
+    #[arg(long)]
+    join: Option<u32>,
+    /// Leaves per run; half come back as new endpoints (needs leave in --faults).
+    #[arg(long)]
+    leave: Option<u32>,
     /// Virtual seconds of workload (faults stop with it).
     #[arg(long, default_value_t = 4.0)]
     duration: f64,
@@ -64,15 +84,41 @@ struct Args {
     /// Print one line per seed.
     #[arg(short, long)]
     verbose: bool,
+    /// Print every record of every seed's trace (for replaying one seed).
+    #[arg(long)]
+    trace: bool,
+    /// Violations printed per failing seed; the rest are counted.
+    #[arg(long, default_value_t = 12)]
+    show: usize,
 }
 
 const DEFAULT_PROPERTIES: &str = "Frag:Flow";
 
-fn default_rate(kind: FaultKind) -> f64 {
+/// The rate or count of a fault asked for without one.
+fn default_amount(kind: FaultKind) -> f64 {
     match kind {
         FaultKind::Loss => 0.1,
         FaultKind::Dup => 0.05,
         FaultKind::Reorder => 0.1,
+        FaultKind::Partition
+        | FaultKind::Crash
+        | FaultKind::Restart
+        | FaultKind::Join
+        | FaultKind::Leave => 1.0,
+    }
+}
+
+/// The rate or count given on the command line for `kind`.
+fn given(args: &Args, kind: FaultKind) -> Option<f64> {
+    match kind {
+        FaultKind::Loss => args.loss,
+        FaultKind::Dup => args.dup,
+        FaultKind::Reorder => args.reorder,
+        FaultKind::Partition => args.partition.map(f64::from),
+        FaultKind::Crash => args.crash.map(f64::from),
+        FaultKind::Restart => args.restart.map(f64::from),
+        FaultKind::Join => args.join.map(f64::from),
+        FaultKind::Leave => args.leave.map(f64::from),
     }
 }
 
@@ -92,14 +138,10 @@ fn configure(args: &Args) -> Result<RunConfig, String> {
             }
         }
     }
-    let given = [
-        (FaultKind::Loss, args.loss),
-        (FaultKind::Dup, args.dup),
-        (FaultKind::Reorder, args.reorder),
-    ];
     let mut faults = Vec::new();
-    for (kind, rate) in given {
-        if rate.is_some() && !kinds.contains(&kind) {
+    for kind in FaultKind::ALL {
+        let amount = given(args, kind);
+        if amount.is_some() && !kinds.contains(&kind) {
             return Err(format!(
                 "--{} is given but {} is not in --faults",
                 kind.name(),
@@ -107,15 +149,11 @@ fn configure(args: &Args) -> Result<RunConfig, String> {
             ));
         }
         if kinds.contains(&kind) {
-            let r = rate.unwrap_or(default_rate(kind));
-            if !(0.0..=1.0).contains(&r) {
+            let r = amount.unwrap_or(default_amount(kind));
+            if kind.per_datagram() && !(0.0..=1.0).contains(&r) {
                 return Err(format!("--{} {r} must be between 0 and 1", kind.name()));
             }
-            faults.push(match kind {
-                FaultKind::Loss => Fault::Loss(r),
-                FaultKind::Dup => Fault::Dup(r),
-                FaultKind::Reorder => Fault::Reorder(r),
-            });
+            faults.push(Fault::of(kind, r));
         }
     }
     if !(args.duration > 0.0 && args.duration <= 3600.0) {
@@ -153,8 +191,11 @@ fn replay(config: &RunConfig, args: &Args, seed: u64) -> String {
         let names: Vec<&str> = config.faults.iter().map(|f| f.kind().name()).collect();
         cmd += &format!(" --faults {}", names.join(","));
         for f in &config.faults {
-            let (Fault::Loss(r) | Fault::Dup(r) | Fault::Reorder(r)) = *f;
-            cmd += &format!(" --{} {r}", f.kind().name());
+            match (f.rate(), f.count()) {
+                (Some(r), _) => cmd += &format!(" --{} {r}", f.kind().name()),
+                (_, Some(n)) => cmd += &format!(" --{} {n}", f.kind().name()),
+                _ => {}
+            }
         }
     }
     cmd += &format!(" --duration {}", args.duration);
@@ -206,14 +247,7 @@ fn main() -> ExitCode {
         }
     };
     let stack = config.validate().map(|s| s.to_string()).unwrap_or_default();
-    let faults: Vec<String> = config
-        .faults
-        .iter()
-        .map(|f| {
-            let (Fault::Loss(r) | Fault::Dup(r) | Fault::Reorder(r)) = *f;
-            format!("{} {r}", f.kind().name())
-        })
-        .collect();
+    let faults: Vec<String> = config.faults.iter().map(Fault::to_string).collect();
     println!(
         "campaign: seeds {}..{}, {} member(s), stack {stack}, faults [{}]",
         args.first_seed,
@@ -221,6 +255,29 @@ fn main() -> ExitCode {
         config.members,
         faults.join(", ")
     );
+    if config.membership() {
+        let params = config.params_in_use();
+        // validate() has parsed these already.
+        let parsed = Params::parse(&params).unwrap_or_default();
+        println!("membership: params {params}");
+        println!(
+            "liveness:   live members must converge to one view within {} of the last fault",
+            Liveness::explain(&parsed)
+        );
+    }
+    if args.trace {
+        for seed in args.first_seed..args.first_seed + args.seeds {
+            match run(&config, seed) {
+                Ok(r) => {
+                    println!("--- trace of seed {seed}");
+                    for rec in r.trace.records() {
+                        println!("{rec}");
+                    }
+                }
+                Err(e) => eprintln!("campaign: {e}"),
+            }
+        }
+    }
     let reports = match run_all(&config, args.first_seed, args.seeds) {
         Ok(r) => r,
         Err(e) => {
@@ -245,11 +302,11 @@ fn main() -> ExitCode {
             r.seed,
             r.violations.len()
         );
-        for v in r.violations.iter().take(SHOWN) {
+        for v in r.violations.iter().take(args.show) {
             println!("  {v}");
         }
-        if r.violations.len() > SHOWN {
-            println!("  ... and {} more", r.violations.len() - SHOWN);
+        if r.violations.len() > args.show {
+            println!("  ... and {} more", r.violations.len() - args.show);
         }
         println!("  replay: {}", replay(&config, &args, r.seed));
     }

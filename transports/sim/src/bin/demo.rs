@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         let t = rec.time.as_micros();
         let when = format!("{:>5}.{:03} ms", t / 1000, t % 1000);
         match &rec.entry {
-            Entry::CastAccepted { id, len } => {
+            Entry::CastAccepted { id, len, .. } => {
                 println!("{when}  n{} casts #{} ({len} bytes)", rec.node, id.seq);
             }
             Entry::Delivered(d) if d.kind == Kind::Cast => {

@@ -2,7 +2,7 @@
 //! drained, no message is left in any pool, and no event was ever lost to a
 //! full scheduler queue.
 
-use super::{Check, EndState, Violation};
+use super::{Check, EndState, Views, Violation};
 use crate::trace::Record;
 
 const NAME: &str = "buffers released";
@@ -16,9 +16,9 @@ impl Check for BuffersReleased {
         NAME
     }
 
-    fn observe(&mut self, _rec: &Record) {}
+    fn observe(&mut self, _rec: &Record, _views: &Views) {}
 
-    fn finish(&mut self, end: &EndState) -> Vec<Violation> {
+    fn finish(&mut self, end: &EndState, _views: &Views) -> Vec<Violation> {
         let mut found = Vec::new();
         for (i, n) in end.nodes.iter().enumerate().filter(|(_, n)| n.live) {
             if n.pool_in_use != 0 {

@@ -3,14 +3,16 @@
 //! A delivered payload must be recognisable as a workload message, have
 //! been accepted by its origin's endpoint before it is delivered, carry
 //! exactly the bytes that were accepted, come as the kind of event it was
-//! sent as, be attributed to the member that sent it, and — for a send —
-//! arrive only at its destination.
+//! sent as, be attributed to the member that sent it (its endpoint id, and
+//! its rank in the receiver's current view), and — for a send — arrive only
+//! at its destination.
 
 use std::collections::HashMap;
 
-use super::{Check, EndState, Violation};
+use super::{Check, EndState, Views, Violation};
 use crate::message::{Kind, MsgId};
-use crate::trace::{Entry, Record};
+use crate::node::endpoint_id;
+use crate::trace::{Entry, Record, view_name};
 
 const NAME: &str = "no creation";
 
@@ -34,9 +36,9 @@ impl Check for NoCreation {
         NAME
     }
 
-    fn observe(&mut self, rec: &Record) {
+    fn observe(&mut self, rec: &Record, views: &Views) {
         let d = match &rec.entry {
-            Entry::CastAccepted { id, len } | Entry::SendAccepted { id, len } => {
+            Entry::CastAccepted { id, len, .. } | Entry::SendAccepted { id, len, .. } => {
                 self.accepted.insert(*id, *len);
                 return;
             }
@@ -67,10 +69,13 @@ impl Check for NoCreation {
         if d.kind != id.kind {
             bad(format!("delivered {id} as a {:?}", d.kind));
         }
-        if d.from_rank != id.origin || d.from_node != Some(id.origin) {
+        let view = views.current(rec.node);
+        let rank = view.and_then(|v| views.rank_in(v, endpoint_id(id.origin)));
+        if d.from_node != Some(id.origin) || (rank.is_some() && rank != Some(d.from_rank)) {
+            let in_view = view.map_or("no view".into(), view_name);
             bad(format!(
-                "delivered {id} as coming from rank {} (endpoint of n{:?})",
-                d.from_rank, d.from_node
+                "delivered {id} as coming from rank {} (endpoint of n{:?}), but n{} has rank {rank:?} in {in_view}",
+                d.from_rank, d.from_node, id.origin
             ));
         }
         if id.kind == Kind::Send && id.dest != Some(rec.node) {
@@ -81,7 +86,7 @@ impl Check for NoCreation {
         }
     }
 
-    fn finish(&mut self, _end: &EndState) -> Vec<Violation> {
+    fn finish(&mut self, _end: &EndState, _views: &Views) -> Vec<Violation> {
         std::mem::take(&mut self.found)
     }
 }

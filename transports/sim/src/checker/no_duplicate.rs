@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::{Check, EndState, Violation};
+use super::{Check, EndState, Views, Violation};
 use crate::message::{Kind, MsgId};
 use crate::trace::{Entry, Record};
 
@@ -35,7 +35,7 @@ impl Check for NoDuplicate {
         NAME
     }
 
-    fn observe(&mut self, rec: &Record) {
+    fn observe(&mut self, rec: &Record, _views: &Views) {
         let Entry::Delivered(d) = &rec.entry else {
             return;
         };
@@ -53,7 +53,7 @@ impl Check for NoDuplicate {
         }
     }
 
-    fn finish(&mut self, _end: &EndState) -> Vec<Violation> {
+    fn finish(&mut self, _end: &EndState, _views: &Views) -> Vec<Violation> {
         std::mem::take(&mut self.found)
     }
 }

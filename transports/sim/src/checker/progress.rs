@@ -5,7 +5,7 @@
 //! means flow control never reopened, or `Writable` never came. Any error
 //! other than `WouldBlock` for a well-formed request is a violation too.
 
-use super::{Check, EndState, Violation};
+use super::{Check, EndState, Views, Violation};
 use crate::trace::Record;
 
 const NAME: &str = "progress";
@@ -19,9 +19,9 @@ impl Check for Progress {
         NAME
     }
 
-    fn observe(&mut self, _rec: &Record) {}
+    fn observe(&mut self, _rec: &Record, _views: &Views) {}
 
-    fn finish(&mut self, end: &EndState) -> Vec<Violation> {
+    fn finish(&mut self, end: &EndState, _views: &Views) -> Vec<Violation> {
         let mut found = Vec::new();
         for (i, n) in end.nodes.iter().enumerate().filter(|(_, n)| n.live) {
             if n.unsent > 0 {
