@@ -75,9 +75,15 @@ impl GroupId {
 
 /// A view's identity: Ensemble's `(ltime, coordinator)` pair.
 ///
-/// `ltime` grows with every view the coordinator installs, so two views with
-/// the same coordinator are told apart, and the pair is unique across
-/// partitions because coordinators' endpoint ids are.
+/// `coordinator` is the endpoint that made the view: the coordinator that
+/// proposed it, whose logical clock chose `ltime`. That is normally the new
+/// view's rank 0, but not always: a leaving coordinator proposes a view it
+/// is not in, and a senior coordinator may take in a junior side whose
+/// member comes first. Naming the maker, not rank 0, is what makes the pair
+/// unique: every coordinator proposes strictly growing `ltime`s, and
+/// endpoint ids are unique, so two views with one id are one view — even
+/// when a junior, at the same moment, proposes a view of its own with its
+/// own clock. [`View::coordinator`](crate::View::coordinator) is rank 0.
 #[derive(
     Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
 )]
@@ -85,7 +91,8 @@ impl GroupId {
 pub struct ViewId {
     /// Logical time of the view.
     pub ltime: u32,
-    /// Endpoint id of the view's coordinator.
+    /// Endpoint id of the coordinator that made the view (see above; not
+    /// necessarily a member of it).
     pub coordinator: EndpointId,
 }
 

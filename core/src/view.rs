@@ -178,12 +178,14 @@ impl<const M: usize> View<M> {
 
     /// The coordinator (rank 0).
     pub fn coordinator(&self) -> EndpointId {
-        self.state.id.coordinator
+        self.state.members.first().map_or(EndpointId::default(), |m| m.id)
     }
 
     /// The coordinator of this member's previous view (`oldCoordinator`).
     pub fn old_coordinator(&self) -> Option<EndpointId> {
-        self.previous.as_ref().map(|p| p.id.coordinator)
+        self.previous
+            .as_ref()
+            .and_then(|p| p.members.first().copied())
     }
 
     /// The previous view's id.

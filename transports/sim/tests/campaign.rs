@@ -199,6 +199,25 @@ fn a_membership_campaign_of_300_seeds_passes_and_its_faults_bite() {
     assert!(m.suspicions > 0 && m.exits > 0, "{m:?}");
 }
 
+/// Seeds of the 20,000-seed membership campaign that once failed view
+/// agreement: a senior coordinator took in a junior whose member came first
+/// in the merged view, and named the view after that member while the
+/// junior, on its own clock, minted the same id for a view of its own.
+/// View ids now name the coordinator that made the view.
+#[test]
+fn view_ids_stay_unique_when_a_junior_proposes_while_being_taken_in() {
+    let c = membership_config();
+    for seed in [2541, 4159, 18182, 19430] {
+        let r = run_report(&c, seed).unwrap();
+        assert!(
+            r.passed(),
+            "seed {seed}: {:?}\nreplay: {}",
+            r.violations,
+            replay(&c, seed)
+        );
+    }
+}
+
 #[test]
 fn the_same_seed_gives_the_same_trace() {
     for config in [config_for(3), membership_config()] {

@@ -7,7 +7,7 @@
 //! view, and to coordinators it has heard of. A member that is not a
 //! coordinator answers with its coordinator's address. A coordinator that
 //! hears of a senior view (more members, or as many and a smaller
-//! coordinator id) asks Gmp to merge into it; a junior that announces to a
+//! view id) asks Gmp to merge into it; a junior that announces to a
 //! senior is answered, so that it learns whom to ask. Heal only sends
 //! foreign messages, under its own header; it pushes nothing on casts or
 //! sends.
@@ -122,8 +122,10 @@ impl<const M: usize> Heal<M> {
                     Self::redirect(cx, from);
                     return;
                 }
-                let mine = (cx.view.len() as u16, cx.view.coordinator());
-                let theirs = (size, view.coordinator);
+                // Larger views are senior; between views of one size, the
+                // smaller id (as Gmp's merge check, so both agree who asks).
+                let mine = (cx.view.len() as u16, cx.view.id());
+                let theirs = (size, view);
                 let they_are_senior =
                     theirs.0 > mine.0 || (theirs.0 == mine.0 && theirs.1 < mine.1);
                 if they_are_senior {

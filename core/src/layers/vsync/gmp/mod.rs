@@ -834,12 +834,12 @@ impl<const M: usize> Gmp<M> {
                 lineage = their.clone();
             }
         }
-        let Some(first) = members.first() else {
+        if members.is_empty() {
             // Nobody stays (the last member left): done.
             self.lead = None;
             self.exit(cx);
             return;
-        };
+        }
         self.proposed_ltime = ltime + 1;
         let in_proposal = |r: Rank| {
             cx.view
@@ -873,10 +873,13 @@ impl<const M: usize> Gmp<M> {
                 cx.params.primary_quorum as usize,
             );
         cx.shared.primary_check = check;
+        // The id names this coordinator, whose clock chose the ltime, not
+        // the view's first member: a junior coming first in the view may be
+        // minting ids of its own with its own clock right now.
         let state = ViewState {
             id: ViewId {
                 ltime: ltime + 1,
-                coordinator: first.id,
+                coordinator: cx.view.my_endpoint(),
             },
             members,
             primary: false,
@@ -1345,7 +1348,7 @@ impl<const M: usize> Gmp<M> {
     ) {
         let size = cx.view.len() as u16;
         let senior =
-            size > req.size || (size == req.size && cx.view.coordinator() < view.coordinator);
+            size > req.size || (size == req.size && cx.view.id() < view);
         // A coordinator that has itself asked a senior to merge waits for
         // that answer: taking in a junior now would leave the senior's
         // grant unanswered and the senior blocked until gmp_timeout.
