@@ -34,6 +34,7 @@
 pub mod campaign;
 pub mod checker;
 pub mod churn;
+pub mod epidemic;
 pub mod exercised;
 pub mod message;
 pub mod net;
