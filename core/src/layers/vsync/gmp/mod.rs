@@ -1347,8 +1347,7 @@ impl<const M: usize> Gmp<M> {
         req: MergeRequest,
     ) {
         let size = cx.view.len() as u16;
-        let senior =
-            size > req.size || (size == req.size && cx.view.id() < view);
+        let senior = size > req.size || (size == req.size && cx.view.id() < view);
         // A coordinator that has itself asked a senior to merge waits for
         // that answer: taking in a junior now would leave the senior's
         // grant unanswered and the senior blocked until gmp_timeout.
