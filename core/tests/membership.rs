@@ -332,3 +332,60 @@ fn heartbeats_arrive_at_the_rate_asked() {
         .count();
     assert!((9..=11).contains(&beats), "{beats}");
 }
+
+#[test]
+fn casts_held_while_blocked_never_fill_the_pool_past_their_own_release() {
+    // Casts accepted while blocked wait in the pool for the next view, and
+    // releasing one needs room for its copies. Largest-size casts held
+    // until the endpoint refuses more must all still go out afterwards:
+    // held casts once filled the pool so that the first of them could never
+    // be released, and the member stayed stuck for good.
+    let mut w = group(3, VSYNC);
+    for n in w.nodes.values_mut() {
+        n.auto_block_ok = false;
+    }
+    let now = w.now;
+    w.nodes
+        .get_mut(&0)
+        .unwrap()
+        .ep
+        .request_new_view(now)
+        .unwrap();
+    w.drain(0);
+    w.run(Duration::from_millis(50));
+    let now = w.now;
+    for i in 0..3 {
+        w.nodes.get_mut(&i).unwrap().ep.block_ok(now).unwrap();
+        w.drain(i);
+    }
+    assert_eq!(w.status(1), Status::Blocked);
+    let big = vec![7u8; w.nodes[&1].ep.max_message()];
+    let mut held = 0;
+    loop {
+        let now = w.now;
+        match w.nodes.get_mut(&1).unwrap().ep.cast(now, &big) {
+            Ok(view) => {
+                assert_eq!(view, SendView::Next);
+                held += 1;
+            }
+            Err(consort_core::SendError::WouldBlock) => break,
+            Err(e) => panic!("cast refused: {e}"),
+        }
+        assert!(held < 10_000, "the endpoint never refused a held cast");
+    }
+    w.drain(1);
+    assert!(held > 0);
+    w.run(secs(3));
+    for i in 0..3 {
+        assert_eq!(w.status(i), Status::Normal, "node {i}");
+        let got = w
+            .casts_in_current_view(i)
+            .iter()
+            .filter(|c| c.1 == big)
+            .count();
+        assert_eq!(
+            got, held,
+            "node {i} delivered {got} of the {held} held casts"
+        );
+    }
+}

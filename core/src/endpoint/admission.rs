@@ -44,8 +44,14 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
         if self.status == Status::Blocked || self.shared.held.msgs > 0 {
             // Held by Sync (for the next view, or behind what it still
             // releases after an install): bounded by its queue and the pool.
+            // A held message stays in the pool until it is released, and
+            // releasing one needs room for its copies (see `Sync::release`):
+            // after holding this one, the pool must still have that room
+            // for the largest message, or held messages could fill the pool
+            // so that none of them can ever be released.
+            let largest = max.div_ceil(self.geometry.frag_payload).max(1);
             if self.shared.held.msgs as usize >= HELD_MAX
-                || self.pool.free() < 3 * frags + ADMISSION_RESERVE
+                || self.pool.free() < frags + 3 * largest + ADMISSION_RESERVE
             {
                 return Err(SendError::WouldBlock);
             }
