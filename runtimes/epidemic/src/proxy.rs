@@ -217,15 +217,7 @@ impl Application<Machine> for ProxyApp {
         for ProxyRequest(job) in self.inbox.take() {
             job(p, now);
         }
-        while let Some(e) = p.poll_event() {
-            log::debug!("proxy {}: {e:?}", p.id().addr);
-            if matches!(e, ProxyEvent::Registered { .. }) {
-                if let Some(r) = self.registered.take() {
-                    let _ = r.try_send(());
-                }
-            }
-            publish(&self.events, e, &mut self.dropped);
-        }
+        // The handle's view first: whoever an event wakes reads it.
         if let Ok(mut g) = self.shared.mss.lock() {
             *g = p.registered_with();
         }
@@ -235,6 +227,15 @@ impl Application<Machine> for ProxyApp {
         }
         if let Ok(mut g) = self.shared.stats.lock() {
             *g = *p.stats();
+        }
+        while let Some(e) = p.poll_event() {
+            log::debug!("proxy {}: {e:?}", p.id().addr);
+            if matches!(e, ProxyEvent::Registered { .. }) {
+                if let Some(r) = self.registered.take() {
+                    let _ = r.try_send(());
+                }
+            }
+            publish(&self.events, e, &mut self.dropped);
         }
         if self.inbox.orphaned {
             ControlFlow::Break(())

@@ -250,15 +250,7 @@ impl Application<MemberService> for ServiceApp {
         if self.inbox.orphaned && !matches!(ms.state(), MemberState::Leaving | MemberState::Left) {
             ms.leave(now);
         }
-        while let Some(e) = ms.poll_event() {
-            log::debug!("member service {}: {e:?}", ms.id().addr);
-            if matches!(e, MemberEvent::Registered { .. }) {
-                if let Some(r) = self.registered.take() {
-                    let _ = r.try_send(());
-                }
-            }
-            publish(&self.events, e, &mut self.dropped);
-        }
+        // The handle's view first: whoever an event wakes reads it.
         if let Ok(mut g) = self.shared.id.lock() {
             *g = ms.id();
         }
@@ -267,6 +259,15 @@ impl Application<MemberService> for ServiceApp {
         }
         if let Ok(mut g) = self.shared.stats.lock() {
             *g = *ms.stats();
+        }
+        while let Some(e) = ms.poll_event() {
+            log::debug!("member service {}: {e:?}", ms.id().addr);
+            if matches!(e, MemberEvent::Registered { .. }) {
+                if let Some(r) = self.registered.take() {
+                    let _ = r.try_send(());
+                }
+            }
+            publish(&self.events, e, &mut self.dropped);
         }
         if ms.state() == MemberState::Left {
             for r in self.leaving.drain(..) {
