@@ -18,18 +18,15 @@
 //! - [`monitor`]: a **monitor** (MM) receives `MembershipUpdate`s (the
 //!   lifecycle sets Members, Joined, Left, Failed, Suspected), whole state
 //!   or changes only, as an async stream; [`Membership`] keeps the sets.
-//! - [`discover`] and [`link`]: the bridge to virtual synchrony. A group
-//!   finds its peers from the member services of a context, and uses the
-//!   epidemic service as its failure detector (`Member::suspect`).
+//! - [`bridge`] ([`discover`], [`link`]): the bridge to virtual
+//!   synchrony. A group finds its peers from the member services of a
+//!   context, and uses the epidemic service as its failure detector
+//!   (`Member::suspect`, through a `SuspectHandle`).
 //!
 //! ```no_run
-//! # async fn f() -> Result<(), consort_epidemic::EpidemicError> {
-//! # struct Tokio; // consort_tokio::Tokio
-//! # use consort_epidemic::*;
-//! # async fn start_node(_: NodeOptions) -> Result<(Node, NodeEvents), EpidemicError> { unimplemented!() }
-//! # async fn register(_: ServiceOptions) -> Result<(Registration, ServiceEvents), EpidemicError> { unimplemented!() }
-//! # async fn monitor(_: MonitorOptions) -> Result<Updates, EpidemicError> { unimplemented!() }
-//! // With consort_tokio::epidemic::{start_node, register, monitor}:
+//! # #[tokio::main] async fn main() -> Result<(), consort_epidemic::EpidemicError> {
+//! use consort_epidemic::{Membership, MonitorOptions, NodeOptions, ServiceOptions};
+//! use consort_tokio::epidemic::{monitor, register, start_node};
 //! let uri = "urn:consort:chat";
 //! let (node, _events) = start_node(NodeOptions::new("127.0.0.1:7101").seeds(["127.0.0.1:7102"])).await?;
 //! let (service, _) = register(ServiceOptions::new(uri, ["127.0.0.1:7101"]).bind("127.0.0.1:0")).await?;
@@ -45,8 +42,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bridge;
 mod error;
-mod group;
 mod monitor;
 mod node;
 mod proxy;
@@ -54,12 +51,12 @@ mod runtime;
 mod service;
 mod stream;
 
+pub use bridge::{GroupOptions, Link, discover, link};
 pub use consort_core::epidemic::{
     Change, ClientConfig, ClientStats, Config, ContextId, Event, GossipMode, Lifecycle,
     MemberEntry, MemberEvent, MemberId, MemberState, MssId, PeerEntry, ProxyEvent, Stats, Status,
 };
 pub use error::EpidemicError;
-pub use group::{GroupOptions, Link, discover, link};
 pub use monitor::{Membership, MembershipUpdate, MonitorOptions, Updates, monitor};
 pub use node::{ENGINE_CONTROL, Engine, Node, NodeEvents, NodeOptions, start_node};
 pub use proxy::{PROXY_CAPACITY, Proxy, ProxyEvents, ProxyOptions, start_proxy};

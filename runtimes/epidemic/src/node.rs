@@ -192,10 +192,11 @@ struct NodeShared {
 /// [`Node::stop`] is called or the last clone is dropped.
 ///
 /// ```no_run
-/// # async fn f() -> Result<(), consort_epidemic::EpidemicError> {
-/// # let start_node = |o| async move { Err::<(consort_epidemic::Node, consort_epidemic::NodeEvents), _>(consort_epidemic::EpidemicError::Stopped) };
+/// # #[tokio::main] async fn main() -> Result<(), consort_epidemic::EpidemicError> {
 /// use consort_epidemic::NodeOptions;
-/// let (node, mut events) = start_node(NodeOptions::new("127.0.0.1:7101")).await?; // consort_tokio::epidemic::start_node
+/// use consort_tokio::epidemic::start_node;
+/// let (node, mut events) = start_node(NodeOptions::new("127.0.0.1:7101")).await?;
+/// println!("MSS at {}", node.addr());
 /// while let Some(e) = events.next().await {
 ///     println!("{e:?}");
 /// }

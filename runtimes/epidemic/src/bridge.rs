@@ -22,6 +22,27 @@
 //! so that a failed MSS does not cost the group a member; with no grace
 //! (the default) the member is removed and, being alive, comes back
 //! through `Heal` once its new incarnation is registered.
+//!
+//! The runtime adapters wrap both, and `join_group` does the three steps
+//! (discover, join with the members found as seeds, link):
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use consort_tokio::JoinOptions;
+//! use consort_tokio::epidemic::{GroupOptions, join_group};
+//! // The MSS nodes of the site; the context names the group's services.
+//! let epidemic = GroupOptions::new("urn:consort:chat", ["10.0.0.1:7101", "10.0.0.2:7101"]);
+//! // No seed hosts: the members of the context are the seeds. No Suspect
+//! // either: the epidemic service is the group's failure detector.
+//! let join = JoinOptions::new("chat")
+//!     .bind("10.0.0.3:7000")
+//!     .properties("Gmp:Sync:Heal:Frag:Flow");
+//! let (running, link) = join_group(join, &epidemic).await?;
+//! running.member.cast(b"hello".to_vec()).await?;
+//! // ... later: members the epidemic service failed were suspected.
+//! println!("{} suspected through the epidemic service", link.suspicions());
+//! # Ok(()) }
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
