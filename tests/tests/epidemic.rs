@@ -1,9 +1,9 @@
 //! The epidemic membership service over real loopback sockets: three MSS
 //! nodes gossiping, member services registering and answering probes, one
 //! leaving, one crashing, one MSS killed with the services registered at
-//! it; monitors (whole state and changes only) see them Joined, Left and
-//! Failed. Then a proxy speaking for several services, roles on
-//! async-std beside tokio, and bad input.
+//! it; monitors (whole state and changes only) see them Joined, Suspected,
+//! Left and Failed. Then a proxy speaking for several services, roles on
+//! async-std beside tokio, every role on async-std alone, and bad input.
 //!
 //! Nothing is timed: every wait has a generous limit, and the service's
 //! timeouts are several probes long.
@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use consort_tokio::epidemic::{
-    EpidemicError, Lifecycle, MemberId, MonitorOptions, Node, NodeOptions, ProxyOptions,
+    Config, EpidemicError, Lifecycle, MemberId, MonitorOptions, Node, NodeOptions, ProxyOptions,
     ServiceOptions, monitor, register, start_node, start_proxy,
 };
 use epidemic_common::{client, config, wait_for, watch};
@@ -26,6 +26,11 @@ const URI: &str = "urn:consort:test:epidemic";
 
 /// Starts `n` MSS nodes on loopback, each seeded with those before it.
 async fn nodes(n: usize) -> Vec<Node> {
+    nodes_with(n, config()).await
+}
+
+/// Like [`nodes`], with settings of the test's own.
+async fn nodes_with(n: usize, config: Config) -> Vec<Node> {
     let mut out: Vec<Node> = Vec::new();
     for _ in 0..n {
         let seeds: Vec<String> = out.iter().map(|n| n.addr().to_string()).collect();
@@ -33,7 +38,7 @@ async fn nodes(n: usize) -> Vec<Node> {
             NodeOptions::new("127.0.0.1:0")
                 .seeds(seeds)
                 .context(URI)
-                .config(config()),
+                .config(config),
         )
         .await
         .unwrap();
@@ -57,7 +62,12 @@ fn monitor_at(node: &Node, changes_only: bool) -> MonitorOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_mss_nodes_see_services_join_leave_crash_and_fail_with_their_mss() {
-    let nodes = nodes(3).await;
+    // A crashed service stays Suspected for seven probes before it is
+    // Failed: plenty of monitor updates to report it in, even on a loaded
+    // machine.
+    let mut slow_fail = config();
+    slow_fail.fail_misses = 10;
+    let nodes = nodes_with(3, slow_fail).await;
     // Two services at each MSS.
     let mut services = Vec::new();
     for node in &nodes {
@@ -96,6 +106,18 @@ async fn three_mss_nodes_see_services_join_leave_crash_and_fail_with_their_mss()
             s.saw(addrs[1], Lifecycle::Left) && s.saw(addrs[2], Lifecycle::Failed)
         })
         .await;
+    }
+    // The crashed service's own MSS (the second) suspected it before it
+    // failed it, and its monitor was told.
+    {
+        let s = changes.lock().unwrap();
+        let suspected = s.first(addrs[2], Lifecycle::Suspected);
+        let failed = s.first(addrs[2], Lifecycle::Failed);
+        assert!(suspected.is_some() && suspected < failed, "{s:#?}");
+        assert!(
+            !s.saw(addrs[1], Lifecycle::Suspected),
+            "a leave is no failure"
+        );
     }
 
     // The third MSS is killed: its two services fail with it, everywhere.
@@ -348,4 +370,99 @@ async fn bad_datagrams_are_counted_and_bad_settings_named() {
         e.to_string()
             .contains(&silent.local_addr().unwrap().to_string())
     );
+}
+
+/// Reads `updates` into `seen` until `done` holds; gives up after a
+/// minute without it (nothing here measures time).
+async fn read_until(
+    updates: &mut consort_async_std::epidemic::Updates,
+    seen: &mut epidemic_common::Seen,
+    what: &str,
+    done: impl Fn(&epidemic_common::Seen) -> bool,
+) {
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while !done(seen) {
+        let left = give_up.saturating_duration_since(std::time::Instant::now());
+        match async_std::future::timeout(left, updates.next()).await {
+            Ok(Some(u)) => seen.apply(&u),
+            Ok(None) => panic!("the monitor stopped while waiting for {what}: {seen:#?}"),
+            Err(_) => panic!("timed out waiting for {what}: {seen:#?}"),
+        }
+    }
+}
+
+#[async_std::test]
+async fn every_role_runs_on_async_std_alone() {
+    use consort_async_std::epidemic as astd;
+    let uri = "urn:consort:test:async-std";
+    let (a, _) = astd::start_node(
+        astd::NodeOptions::new("127.0.0.1:0")
+            .context(uri)
+            .config(config()),
+    )
+    .await
+    .unwrap();
+    let (b, _) = astd::start_node(
+        astd::NodeOptions::new("127.0.0.1:0")
+            .seeds([a.addr().to_string()])
+            .context(uri)
+            .config(config()),
+    )
+    .await
+    .unwrap();
+    let at = |n: &astd::Node| {
+        astd::ServiceOptions::new(uri, [n.addr().to_string()])
+            .bind("127.0.0.1:0")
+            .client(client())
+    };
+    let (crasher, _) = astd::register(at(&a)).await.unwrap();
+    let (leaver, _) = astd::register(at(&b)).await.unwrap();
+    let (proxy, _) = astd::start_proxy(
+        astd::ProxyOptions::new(uri, [b.addr().to_string()])
+            .bind("127.0.0.1:0")
+            .client(client()),
+    )
+    .await
+    .unwrap();
+    let spoken = MemberId {
+        addr: SocketAddr::from(([127, 0, 0, 1], 40_100)),
+        incarnation: 1,
+    };
+    proxy.add_service(spoken).await.unwrap();
+    // A changes-only monitor at the first MSS: the second's services reach
+    // it by gossip.
+    let mut updates = astd::monitor(
+        astd::MonitorOptions::new(uri, [a.addr().to_string()])
+            .bind("127.0.0.1:0")
+            .changes_only(true)
+            .client(client()),
+    )
+    .await
+    .unwrap();
+    let mut seen = epidemic_common::Seen::default();
+    let (x, y) = (crasher.id().addr, leaver.id().addr);
+    read_until(&mut updates, &mut seen, "three members", |s| {
+        [x, y, spoken.addr].iter().all(|m| s.sets.is_member_at(*m))
+    })
+    .await;
+    leaver.leave().await.unwrap();
+    let current = proxy
+        .services()
+        .into_iter()
+        .find(|(m, _)| m.addr == spoken.addr)
+        .unwrap()
+        .0;
+    proxy.report_failed(current).await.unwrap();
+    crasher.crash();
+    read_until(&mut updates, &mut seen, "a leave and two failures", |s| {
+        s.saw(y, Lifecycle::Left)
+            && s.saw(spoken.addr, Lifecycle::Failed)
+            && s.saw(x, Lifecycle::Failed)
+    })
+    .await;
+    assert!(
+        !seen.saw(y, Lifecycle::Failed),
+        "the leaver left: {seen:#?}"
+    );
+    assert!(a.stats().await.unwrap().rounds > 0 && b.stats().await.unwrap().rounds > 0);
 }

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use consort_tokio::epidemic::{ClientConfig, Config, Lifecycle, MemberId, Membership, Updates};
+use consort_tokio::epidemic::{
+    ClientConfig, Config, Lifecycle, MemberId, Membership, MembershipUpdate, Updates,
+};
 
 /// The service's timing for tests on one host: about ten times Config::lan()'s
 /// pace, with failure timeouts several probes long so that a loaded
@@ -44,6 +46,21 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// Takes in one update.
+    pub fn apply(&mut self, u: &MembershipUpdate) {
+        self.updates += 1;
+        self.full += usize::from(u.full);
+        let t = self.sets.apply(u);
+        self.transitions.extend(t);
+    }
+
+    /// Where `addr` first went through `set` in the transitions, if it did.
+    pub fn first(&self, addr: SocketAddr, set: Lifecycle) -> Option<usize> {
+        self.transitions
+            .iter()
+            .position(|(m, s)| m.addr == addr && *s == set)
+    }
+
     /// Whether `addr` went through `set` (any incarnation).
     pub fn saw(&self, addr: SocketAddr, set: Lifecycle) -> bool {
         self.transitions
@@ -58,11 +75,7 @@ pub fn watch(mut updates: Updates) -> Arc<Mutex<Seen>> {
     let s = seen.clone();
     tokio::spawn(async move {
         while let Some(u) = updates.next().await {
-            let mut g = s.lock().unwrap();
-            g.updates += 1;
-            g.full += usize::from(u.full);
-            let t = g.sets.apply(&u);
-            g.transitions.extend(t);
+            s.lock().unwrap().apply(&u);
         }
     });
     seen
