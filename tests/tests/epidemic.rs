@@ -334,6 +334,24 @@ async fn bad_datagrams_are_counted_and_bad_settings_named() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("round"), "{e}");
+    let mut huge = config();
+    huge.suspect_after = Duration::MAX;
+    let e = NodeOptions::new("127.0.0.1:0")
+        .config(huge)
+        .validate()
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("suspect_after: 18446744073709551615"),
+        "{e}"
+    );
+    let mut c = client();
+    c.retry = Duration::MAX;
+    let e = ServiceOptions::new(URI, ["127.0.0.1:1"])
+        .client(c)
+        .validate()
+        .unwrap_err();
+    assert!(e.to_string().contains("retry"), "{e}");
     let e = start_node(NodeOptions::new(node.addr().to_string()))
         .await
         .unwrap_err();

@@ -164,3 +164,18 @@ pub(crate) fn nonzero(name: &'static str, d: Duration) -> Result<(), EpidemicErr
     }
     Ok(())
 }
+
+/// The longest period a setting may have: a day (longer is a mistake, and
+/// sums of such periods must not overflow).
+pub(crate) const LONGEST: Duration = Duration::from_secs(24 * 3600);
+
+/// A period setting that must be at most [`LONGEST`].
+pub(crate) fn at_most_a_day(name: &'static str, d: Duration) -> Result<(), EpidemicError> {
+    if d > LONGEST {
+        return Err(EpidemicError::BadConfig {
+            name,
+            why: format!("{d:?} is longer than a day"),
+        });
+    }
+    Ok(())
+}

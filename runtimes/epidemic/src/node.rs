@@ -12,7 +12,7 @@ use consort_core::epidemic::{
     ServiceError, Stats,
 };
 
-use crate::error::{EpidemicError, check_uri, nonzero};
+use crate::error::{EpidemicError, at_most_a_day, check_uri, nonzero};
 use crate::runtime::{
     EVENT_BACKLOG, Inbox, Kill, Runtime, Time, bind, flow, incarnation_now, publish, random_seed,
     resolve, resolve_all, run,
@@ -156,6 +156,20 @@ pub(crate) fn check_config(c: &Config) -> Result<(), EpidemicError> {
     nonzero("fail_after", c.fail_after)?;
     nonzero("idle_after", c.idle_after)?;
     nonzero("monitor_timeout", c.monitor_timeout)?;
+    // The engine adds a round per doubling of the peers to its timeouts:
+    // bounded periods keep that sum far from overflowing.
+    for (name, d) in [
+        ("round", c.round),
+        ("suspect_after", c.suspect_after),
+        ("fail_after", c.fail_after),
+        ("cleanup_after", c.cleanup_after),
+        ("probe_interval", c.probe_interval),
+        ("idle_after", c.idle_after),
+        ("monitor_interval", c.monitor_interval),
+        ("monitor_timeout", c.monitor_timeout),
+    ] {
+        at_most_a_day(name, d)?;
+    }
     if c.fail_misses == 0 {
         return Err(EpidemicError::BadConfig {
             name: "fail_misses",

@@ -12,7 +12,7 @@ use consort_core::epidemic::{
 };
 use embassy_futures::select::{Either, select};
 
-use crate::error::{EpidemicError, check_servers, check_uri, nonzero};
+use crate::error::{EpidemicError, at_most_a_day, check_servers, check_uri, nonzero};
 use crate::runtime::{
     EVENT_BACKLOG, Inbox, Kill, Runtime, Time, bind, incarnation_now, publish, resolve,
     resolve_all, run,
@@ -125,6 +125,8 @@ impl ServiceOptions {
 pub(crate) fn check_client(c: &ClientConfig) -> Result<(), EpidemicError> {
     nonzero("retry", c.retry)?;
     nonzero("orphan_after", c.orphan_after)?;
+    at_most_a_day("retry", c.retry)?;
+    at_most_a_day("orphan_after", c.orphan_after)?;
     if c.tries_per_server == 0 {
         return Err(EpidemicError::BadConfig {
             name: "tries_per_server",
