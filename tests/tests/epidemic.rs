@@ -17,8 +17,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use consort_tokio::epidemic::{
-    Config, EpidemicError, Lifecycle, MemberId, MonitorOptions, Node, NodeOptions, ProxyOptions,
-    ServiceOptions, monitor, register, start_node, start_proxy,
+    ClientStats, Config, EpidemicError, Lifecycle, MemberId, MonitorOptions, Node, NodeOptions,
+    ProxyOptions, ServiceOptions, monitor, register, start_node, start_proxy,
 };
 use epidemic_common::{client, config, wait_for, watch};
 
@@ -45,6 +45,14 @@ async fn nodes_with(n: usize, config: Config) -> Vec<Node> {
         out.push(node);
     }
     out
+}
+
+/// A service at `127.0.0.1:port`, first incarnation (for proxies).
+fn member_at(port: u16) -> MemberId {
+    MemberId {
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        incarnation: 1,
+    }
 }
 
 fn service_at(node: &Node) -> ServiceOptions {
@@ -278,6 +286,13 @@ async fn bad_datagrams_are_counted_and_bad_settings_named() {
     let nodes = nodes(1).await;
     let node = &nodes[0];
     let (service, _) = register(service_at(node)).await.unwrap();
+    let (proxy, _) = start_proxy(
+        ProxyOptions::new(URI, [node.addr().to_string()])
+            .bind("127.0.0.1:0")
+            .client(client()),
+    )
+    .await
+    .unwrap();
     let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut bad: Vec<Vec<u8>> = vec![
         vec![],
@@ -298,6 +313,7 @@ async fn bad_datagrams_are_counted_and_bad_settings_named() {
     for b in &bad {
         junk.send_to(b, node.addr()).await.unwrap();
         junk.send_to(b, service.probe_addr()).await.unwrap();
+        junk.send_to(b, proxy.id().addr).await.unwrap();
     }
     let mut counted = 0;
     for _ in 0..200 {
@@ -313,7 +329,7 @@ async fn bad_datagrams_are_counted_and_bad_settings_named() {
         counted >= bad.len() as u64 - 1,
         "malformed counted: {counted}"
     );
-    // Both still work.
+    // All three still work.
     let seen = watch(monitor(monitor_at(node, false)).await.unwrap());
     let addr = service.id().addr;
     wait_for(&seen, "the service as a member", |s| {
@@ -321,6 +337,19 @@ async fn bad_datagrams_are_counted_and_bad_settings_named() {
     })
     .await;
     assert!(service.stats().malformed + service.stats().unexpected > 0);
+    let dropped = |p: ClientStats| p.malformed + p.unexpected;
+    for _ in 0..400 {
+        if dropped(proxy.stats()) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(dropped(proxy.stats()) > 0, "{:?}", proxy.stats());
+    proxy.add_service(member_at(40_200)).await.unwrap();
+    wait_for(&seen, "the proxy's service as a member", |s| {
+        s.sets.is_member_at(member_at(40_200).addr)
+    })
+    .await;
 
     // Settings that cannot work are named.
     let e = NodeOptions::new("127.0.0.1:0")
