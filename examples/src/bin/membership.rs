@@ -64,7 +64,7 @@ struct Args {
     service: Option<String>,
     /// Register no member service: run the MSS node and the monitor only.
     /// (An MSS joins a context only once a service registers with it, so
-    /// such a node's monitor sees the context only through --peers.)
+    /// the monitor then asks the --peers first.)
     #[arg(long)]
     no_service: bool,
     /// Ask the MSS for changes only, instead of the whole state at every
@@ -120,8 +120,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         Some(register_service(&node, &args.context, &service_bind).await?)
     };
-    // The monitor asks this node first and the peers when it falls silent.
-    let mss = std::iter::once(node.addr().to_string()).chain(args.peers.iter().cloned());
+    // The monitor asks this node first and the peers when it falls silent;
+    // with no service here, this node knows nobody in the context, so the
+    // peers come first.
+    let mut mss: Vec<String> = std::iter::once(node.addr().to_string())
+        .chain(args.peers.iter().cloned())
+        .collect();
+    if args.no_service {
+        mss.rotate_left(1);
+    }
     let mut updates = monitor(
         MonitorOptions::new(&args.context, mss)
             .bind(SocketAddr::new(node.addr().ip(), 0).to_string())
