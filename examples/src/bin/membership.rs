@@ -165,12 +165,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                         }
                         None => println!("membership: no member service"),
                     },
-                    "register" => {
-                        if let Some(old) = service.take() {
-                            old.leave().await?;
-                        }
-                        service = Some(register_service(&node, &args.context, &service_bind).await?);
-                    }
+                    "register" => match &service {
+                        Some(s) => println!("membership: member service {} is registered already (leave first)", s.id().addr),
+                        // A failed registration is said, and the node runs on.
+                        None => match register_service(&node, &args.context, &service_bind).await {
+                            Ok(s) => service = Some(s),
+                            Err(e) => println!("membership: {e}"),
+                        },
+                    },
                     "quit" => {
                         if let Some(s) = service.take() {
                             s.leave().await?;
