@@ -64,6 +64,8 @@ pub enum MemberEvent {
 #[derive(Clone, Debug)]
 pub struct MemberService {
     id: MemberId,
+    /// The port `MemberProbe`s go to, on `id.addr`'s IP.
+    probe_port: u16,
     state: MemberState,
     c: Client,
     events: Deque<MemberEvent, 8>,
@@ -81,6 +83,7 @@ impl MemberService {
     ) -> Result<Self, ServiceError> {
         Ok(MemberService {
             id: MemberId { addr, incarnation },
+            probe_port: addr.port(),
             state: MemberState::Idle,
             c: Client::new(uri, servers)?,
             events: Deque::new(),
@@ -90,6 +93,21 @@ impl MemberService {
     /// Changes the timing.
     pub fn set_config(&mut self, config: ClientConfig) {
         self.c.config = config;
+    }
+
+    /// Has `MemberProbe`s sent to this port, on the IP of the service's
+    /// address, rather than to the address itself (the seed's
+    /// `RequestMemberService` names both): the service's address can then
+    /// be another socket's, say the one a process uses in a group, while
+    /// this machine answers probes on its own. Takes effect at the next
+    /// registration; call it before [`MemberService::start`].
+    pub fn set_probe_port(&mut self, port: u16) {
+        self.probe_port = port;
+    }
+
+    /// The port probes go to.
+    pub fn probe_port(&self) -> u16 {
+        self.probe_port
     }
 
     /// This incarnation.
@@ -144,7 +162,7 @@ impl MemberService {
                 let r = RequestMember {
                     uri: &uri,
                     member: self.id,
-                    probe_port: self.id.addr.port(),
+                    probe_port: self.probe_port,
                     proxy: None,
                     mss: Some(mss),
                 };

@@ -3,9 +3,10 @@
 //! consort on async-std: the core's [`Clock`] and [`Transport`] over
 //! async-std's timer and UDP socket, and [`join`], which runs a member as
 //! an async-std task. The Member API and the protocol come from
-//! `consort-member` and `consort-core`, re-exported here. (async-std is in
-//! maintenance; this adapter is kept as thin as the tokio one so that
-//! another runtime costs as little.)
+//! `consort-member` and `consort-core`, re-exported here; [`epidemic`]
+//! runs the epidemic membership service's roles (`consort-epidemic`).
+//! (async-std is in maintenance; this adapter is kept as thin as the tokio
+//! one so that another runtime costs as little.)
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -17,6 +18,8 @@ use consort_core::Instant;
 use consort_core::driver::{Clock, Transport};
 
 pub use consort_member::*;
+
+pub mod epidemic;
 
 /// The host's monotonic clock, from the moment it was made.
 #[derive(Clone, Copy, Debug)]

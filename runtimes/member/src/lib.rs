@@ -39,5 +39,5 @@ pub use bridge::{Joined, Prepared, Task, prepare};
 pub use callbacks::{GroupMember, run};
 pub use consort_core::{EndpointId, SendView, Status};
 pub use error::{JoinError, MemberError};
-pub use member::{Events, Member, MemberEvent, ViewInfo};
+pub use member::{Events, Member, MemberEvent, SuspectHandle, ViewInfo};
 pub use options::{Capacity, JoinOptions, advertised_address};

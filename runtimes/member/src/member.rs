@@ -287,6 +287,52 @@ impl Member {
     pub fn view(&self) -> Option<ViewInfo> {
         self.shared.view.lock().ok().and_then(|v| v.clone())
     }
+
+    /// A handle for an external failure detector: it can suspect members
+    /// and read the view, and it does not keep the member in the group
+    /// (dropping it does nothing; dropping the [`Member`] still leaves).
+    pub fn suspect_handle(&self) -> SuspectHandle {
+        SuspectHandle {
+            requests: self.requests.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// What an external failure detector holds: [`Member::suspect`] and
+/// [`Member::view`] without owning the member. Made by
+/// [`Member::suspect_handle`]; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SuspectHandle {
+    requests: async_channel::Sender<Request>,
+    shared: Arc<Shared>,
+}
+
+impl SuspectHandle {
+    /// Tells the group these members seem to have failed (see
+    /// [`Member::suspect`]).
+    pub async fn suspect(&self, members: &[EndpointId]) -> Result<(), MemberError> {
+        let (reply, rx) = async_channel::bounded(1);
+        let members = members.to_vec();
+        self.requests
+            .send(Request::Suspect { members, reply })
+            .await
+            .map_err(|_| MemberError::Left)?;
+        rx.recv()
+            .await
+            .map_err(|_| MemberError::Left)?
+            .map_err(MemberError::Request)
+    }
+
+    /// The member's current view.
+    pub fn view(&self) -> Option<ViewInfo> {
+        self.shared.view.lock().ok().and_then(|v| v.clone())
+    }
+
+    /// Where the member stands.
+    pub fn status(&self) -> Status {
+        self.shared.status.lock().map_or(Status::Left, |s| *s)
+    }
 }
 
 impl Drop for Member {

@@ -4,7 +4,8 @@
 //! timer and UDP socket, and [`join`], which runs a member of a group as a
 //! tokio task. Everything else — the Member API, and every protocol
 //! decision — comes from `consort-member` and `consort-core`, re-exported
-//! here.
+//! here. [`epidemic`] runs the epidemic membership service's roles
+//! (`consort-epidemic`) on tokio the same way.
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,6 +29,8 @@ use consort_core::Instant;
 use consort_core::driver::{Clock, Transport};
 
 pub use consort_member::*;
+
+pub mod epidemic;
 
 /// tokio's monotonic clock, from the moment it was made.
 #[derive(Clone, Copy, Debug)]
