@@ -153,11 +153,12 @@ fn survivors_deliver_the_same_casts_in_a_view_they_leave_together() {
     assert_eq!(sets[1], sets[2]);
 }
 
-#[test]
-fn a_cast_during_block_goes_into_the_next_view_and_the_call_says_so() {
-    let mut w = group(3, VSYNC);
-    for n in w.nodes.values_mut() {
-        n.auto_block_ok = false;
+/// A group of `n` whose coordinator has asked for a new view, and whose
+/// members have seen `Block` but not answered it.
+fn blocking(n: usize) -> World {
+    let mut w = group(n, VSYNC);
+    for node in w.nodes.values_mut() {
+        node.auto_block_ok = false;
     }
     let now = w.now;
     w.nodes
@@ -168,14 +169,26 @@ fn a_cast_during_block_goes_into_the_next_view_and_the_call_says_so() {
         .unwrap();
     w.drain(0);
     w.run(Duration::from_millis(50));
-    assert!(w.nodes[&1].seen.contains(&Seen::Block));
-    // Before block_ok: still the current view.
-    assert_eq!(w.cast(1, b"before"), SendView::Current);
+    w
+}
+
+/// Every member of `w` answers `Block`.
+fn block_ok_all(w: &mut World) {
     let now = w.now;
-    for i in 0..3 {
+    let nodes: Vec<usize> = w.nodes.keys().copied().collect();
+    for i in nodes {
         w.nodes.get_mut(&i).unwrap().ep.block_ok(now).unwrap();
         w.drain(i);
     }
+}
+
+#[test]
+fn a_cast_during_block_goes_into_the_next_view_and_the_call_says_so() {
+    let mut w = blocking(3);
+    assert!(w.nodes[&1].seen.contains(&Seen::Block));
+    // Before block_ok: still the current view.
+    assert_eq!(w.cast(1, b"before"), SendView::Current);
+    block_ok_all(&mut w);
     assert_eq!(w.status(1), Status::Blocked);
     assert_eq!(w.cast(1, b"after"), SendView::Next);
     w.run(secs(1));
@@ -340,24 +353,8 @@ fn casts_held_while_blocked_never_fill_the_pool_past_their_own_release() {
     // until the endpoint refuses more must all still go out afterwards:
     // held casts once filled the pool so that the first of them could never
     // be released, and the member stayed stuck for good.
-    let mut w = group(3, VSYNC);
-    for n in w.nodes.values_mut() {
-        n.auto_block_ok = false;
-    }
-    let now = w.now;
-    w.nodes
-        .get_mut(&0)
-        .unwrap()
-        .ep
-        .request_new_view(now)
-        .unwrap();
-    w.drain(0);
-    w.run(Duration::from_millis(50));
-    let now = w.now;
-    for i in 0..3 {
-        w.nodes.get_mut(&i).unwrap().ep.block_ok(now).unwrap();
-        w.drain(i);
-    }
+    let mut w = blocking(3);
+    block_ok_all(&mut w);
     assert_eq!(w.status(1), Status::Blocked);
     let big = vec![7u8; w.nodes[&1].ep.max_message()];
     let mut held = 0;
