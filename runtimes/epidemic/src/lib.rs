@@ -45,6 +45,7 @@
 
 mod adapter;
 pub mod bridge;
+mod client;
 mod error;
 mod monitor;
 mod node;
