@@ -15,13 +15,12 @@
 //! failed`, and the exit status is non-zero if anything failed.
 
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
 use consort_core::Params;
 use consort_sim::checker::Liveness;
+use consort_sim::parallel::over_seeds;
 use consort_sim::{Exercised, Fault, FaultKind, Protocol, Report, RunConfig, run, run_report};
 
 /// Run a simulated campaign of seeds against the consort protocol core.
@@ -207,34 +206,11 @@ fn replay(config: &RunConfig, args: &Args, seed: u64) -> String {
 
 /// Runs every seed on all cores; reports come back in seed order.
 fn run_all(config: &RunConfig, first: u64, count: u64) -> Result<Vec<Report>, String> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(count.max(1) as usize);
-    let next = AtomicU64::new(0);
-    let results: Mutex<Vec<Option<Result<Report, String>>>> =
-        Mutex::new((0..count).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count {
-                        break;
-                    }
-                    let r = run_report(config, first + i);
-                    if let Ok(mut all) = results.lock() {
-                        all[i as usize] = Some(r);
-                    }
-                }
-            });
-        }
-    });
-    let all = results
-        .into_inner()
-        .map_err(|_| "a worker thread panicked".to_string())?;
-    all.into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("a seed did not run".into())))
-        .collect()
+    over_seeds(first..first.saturating_add(count), |seed| {
+        run_report(config, seed)
+    })
+    .into_iter()
+    .collect()
 }
 
 fn main() -> ExitCode {

@@ -11,12 +11,11 @@
 //! runs the measurements and writes SVG figures and a README table.
 
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use consort_core::epidemic::GossipMode;
 use consort_sim::epidemic::{CheckConfig, EFault, Exercised, Outcome, run_check, service_config};
+use consort_sim::parallel::over_seeds;
 
 /// Violations printed per failing seed; the rest are counted.
 const SHOWN: usize = 12;
@@ -137,40 +136,9 @@ fn replay(c: &CheckArgs, seed: u64) -> String {
 
 /// Runs every seed on all cores; outcomes come back in seed order.
 fn run_all(config: &CheckConfig, first: u64, count: u64) -> Vec<Outcome> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(count.max(1) as usize);
-    let next = AtomicU64::new(0);
-    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..count).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count {
-                        break;
-                    }
-                    let o = run_check(config, first + i);
-                    if let Ok(mut all) = results.lock() {
-                        all[i as usize] = Some(o);
-                    }
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(i, o)| {
-            o.unwrap_or_else(|| Outcome {
-                seed: first + i as u64,
-                violations: vec!["the seed did not run".into()],
-                exercised: Exercised::default(),
-            })
-        })
-        .collect()
+    over_seeds(first..first.saturating_add(count), |seed| {
+        run_check(config, seed)
+    })
 }
 
 fn check(a: &CheckArgs) -> ExitCode {
