@@ -14,6 +14,8 @@
 //! replay to see every record). The last line is always `N passed, F
 //! failed`, and the exit status is non-zero if anything failed.
 
+mod verdicts;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,7 +23,7 @@ use clap::Parser;
 use consort_core::Params;
 use consort_sim::checker::Liveness;
 use consort_sim::parallel::over_seeds;
-use consort_sim::{Exercised, Fault, FaultKind, Protocol, Report, RunConfig, run, run_report};
+use consort_sim::{Fault, FaultKind, Protocol, Report, RunConfig, run, run_report};
 
 /// Run a simulated campaign of seeds against the consort protocol core.
 #[derive(Parser, Debug)]
@@ -261,36 +263,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut total = Exercised::default();
-    let mut failed = 0u64;
-    for r in &reports {
-        total.add(&r.exercised);
-        if args.verbose {
-            let verdict = if r.passed() { "ok  " } else { "FAIL" };
-            println!("seed {:>6} {verdict} {}", r.seed, r.exercised.one_line());
-        }
-    }
-    println!("{total}");
-    for r in reports.iter().filter(|r| !r.passed()) {
-        failed += 1;
-        println!(
-            "\nseed {} FAILED ({} violations):",
-            r.seed,
-            r.violations.len()
-        );
-        for v in r.violations.iter().take(args.show) {
-            println!("  {v}");
-        }
-        if r.violations.len() > args.show {
-            println!("  ... and {} more", r.violations.len() - args.show);
-        }
-        println!("  replay: {}", replay(&config, &args, r.seed));
-    }
-    let passed = reports.len() as u64 - failed;
-    println!("{passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    let seeds: Vec<_> = reports
+        .iter()
+        .map(|r| verdicts::Seed {
+            seed: r.seed,
+            exercised: &r.exercised,
+            violations: &r.violations,
+        })
+        .collect();
+    verdicts::print(&seeds, args.verbose, args.show, |seed| {
+        replay(&config, &args, seed)
+    })
 }

@@ -10,11 +10,13 @@
 //! `N passed, F failed` (exit status non-zero on any failure). `report`
 //! runs the measurements and writes SVG figures and a README table.
 
+mod verdicts;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use consort_core::epidemic::GossipMode;
-use consort_sim::epidemic::{CheckConfig, EFault, Exercised, Outcome, run_check, service_config};
+use consort_sim::epidemic::{CheckConfig, EFault, Outcome, run_check, service_config};
 use consort_sim::parallel::over_seeds;
 
 /// Violations printed per failing seed; the rest are counted.
@@ -173,37 +175,15 @@ fn check(a: &CheckArgs) -> ExitCode {
         config.settle.as_secs_f64()
     );
     let outcomes = run_all(&config, a.first_seed, a.seeds);
-    let mut total = Exercised::default();
-    for o in &outcomes {
-        total.add(&o.exercised);
-        if a.verbose {
-            let v = if o.passed() { "ok  " } else { "FAIL" };
-            println!("seed {:>6} {v} {}", o.seed, o.exercised.one_line());
-        }
-    }
-    println!("{total}");
-    let mut failed = 0u64;
-    for o in outcomes.iter().filter(|o| !o.passed()) {
-        failed += 1;
-        println!(
-            "\nseed {} FAILED ({} violations):",
-            o.seed,
-            o.violations.len()
-        );
-        for v in o.violations.iter().take(SHOWN) {
-            println!("  {v}");
-        }
-        if o.violations.len() > SHOWN {
-            println!("  ... and {} more", o.violations.len() - SHOWN);
-        }
-        println!("  replay: {}", replay(a, o.seed));
-    }
-    println!("{} passed, {failed} failed", outcomes.len() as u64 - failed);
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    let seeds: Vec<_> = outcomes
+        .iter()
+        .map(|o| verdicts::Seed {
+            seed: o.seed,
+            exercised: &o.exercised,
+            violations: &o.violations,
+        })
+        .collect();
+    verdicts::print(&seeds, a.verbose, SHOWN, |seed| replay(a, seed))
 }
 
 fn main() -> ExitCode {

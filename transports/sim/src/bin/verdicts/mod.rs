@@ -1,0 +1,85 @@
+//! What the campaign binaries (`campaign`, `epidemic check`) print once
+//! their seeds have run, the same way for both.
+
+use std::fmt::Display;
+use std::process::ExitCode;
+
+/// What a seed exercised, summed over the campaign: the group
+/// simulator's [`consort_sim::Exercised`] or the epidemic one's.
+pub(crate) trait Tally: Default + Display {
+    /// Adds one seed's counts.
+    fn add(&mut self, other: &Self);
+    /// One seed's counts on one line.
+    fn one_line(&self) -> String;
+}
+
+impl Tally for consort_sim::Exercised {
+    fn add(&mut self, other: &Self) {
+        consort_sim::Exercised::add(self, other);
+    }
+    fn one_line(&self) -> String {
+        consort_sim::Exercised::one_line(self)
+    }
+}
+
+impl Tally for consort_sim::epidemic::Exercised {
+    fn add(&mut self, other: &Self) {
+        consort_sim::epidemic::Exercised::add(self, other);
+    }
+    fn one_line(&self) -> String {
+        consort_sim::epidemic::Exercised::one_line(self)
+    }
+}
+
+/// One seed's outcome, as the verdicts need it.
+pub(crate) struct Seed<'a, E, V> {
+    pub(crate) seed: u64,
+    pub(crate) exercised: &'a E,
+    pub(crate) violations: &'a [V],
+}
+
+/// Prints each seed's verdict (with `verbose`), the total exercised, every
+/// failing seed with at most `shown` of its violations and the command that
+/// replays it, then `N passed, F failed`; fails if any seed did.
+pub(crate) fn print<E: Tally, V: Display>(
+    seeds: &[Seed<'_, E, V>],
+    verbose: bool,
+    shown: usize,
+    replay: impl Fn(u64) -> String,
+) -> ExitCode {
+    let mut total = E::default();
+    for s in seeds {
+        total.add(s.exercised);
+        if verbose {
+            let verdict = if s.violations.is_empty() {
+                "ok  "
+            } else {
+                "FAIL"
+            };
+            println!("seed {:>6} {verdict} {}", s.seed, s.exercised.one_line());
+        }
+    }
+    println!("{total}");
+    let mut failed = 0u64;
+    for s in seeds.iter().filter(|s| !s.violations.is_empty()) {
+        failed += 1;
+        println!(
+            "\nseed {} FAILED ({} violations):",
+            s.seed,
+            s.violations.len()
+        );
+        for v in s.violations.iter().take(shown) {
+            println!("  {v}");
+        }
+        if s.violations.len() > shown {
+            println!("  ... and {} more", s.violations.len() - shown);
+        }
+        println!("  replay: {}", replay(s.seed));
+    }
+    println!("{} passed, {failed} failed", seeds.len() as u64 - failed);
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
