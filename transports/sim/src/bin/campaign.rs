@@ -263,15 +263,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let seeds: Vec<_> = reports
-        .iter()
-        .map(|r| verdicts::Seed {
-            seed: r.seed,
-            exercised: &r.exercised,
-            violations: &r.violations,
-        })
-        .collect();
-    verdicts::print(&seeds, args.verbose, args.show, |seed| {
+    verdicts::print(&reports, args.verbose, args.show, |seed| {
         replay(&config, &args, seed)
     })
 }

@@ -175,15 +175,7 @@ fn check(a: &CheckArgs) -> ExitCode {
         config.settle.as_secs_f64()
     );
     let outcomes = run_all(&config, a.first_seed, a.seeds);
-    let seeds: Vec<_> = outcomes
-        .iter()
-        .map(|o| verdicts::Seed {
-            seed: o.seed,
-            exercised: &o.exercised,
-            violations: &o.violations,
-        })
-        .collect();
-    verdicts::print(&seeds, a.verbose, SHOWN, |seed| replay(a, seed))
+    verdicts::print(&outcomes, a.verbose, SHOWN, |seed| replay(a, seed))
 }
 
 fn main() -> ExitCode {
