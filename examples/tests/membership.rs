@@ -6,60 +6,20 @@
 // Tests fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// A `membership` process and the lines it prints.
-struct Node {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-}
+use common::Process;
 
-impl Node {
-    fn start(args: &[&str]) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_membership"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Node {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    /// Waits (at most half a minute between lines) for a printed line
-    /// containing every one of `texts`.
-    fn expect(&self, texts: &[&str]) -> String {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) if texts.iter().all(|t| line.contains(t)) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no line with {texts:?}: {e}"),
-            }
-        }
-    }
-
-    fn say(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-    }
+/// A `membership` process; at most half a minute between lines.
+fn node(args: &[&str]) -> Process {
+    Process::start(
+        env!("CARGO_BIN_EXE_membership"),
+        args,
+        Duration::from_secs(30),
+    )
 }
 
 /// The address after `prefix` in `line`, up to the next space.
@@ -70,10 +30,10 @@ fn word_after<'a>(line: &'a str, prefix: &str) -> &'a str {
 
 #[test]
 fn two_nodes_see_each_others_services_join_and_leave() {
-    let mut a = Node::start(&["--bind", "127.0.0.1:0"]);
+    let mut a = node(&["--bind", "127.0.0.1:0"]);
     let mss_a = word_after(&a.expect(&["MSS at"]), "MSS at ").to_string();
     let svc_a = word_after(&a.expect(&["member service"]), "member service ").to_string();
-    let mut b = Node::start(&["--bind", "127.0.0.1:0", "--peers", &mss_a]);
+    let mut b = node(&["--bind", "127.0.0.1:0", "--peers", &mss_a]);
     let svc_b = word_after(&b.expect(&["member service"]), "member service ").to_string();
     // Each monitor ends up with both services as Members.
     for n in [&a, &b] {

@@ -4,59 +4,16 @@
 // Tests fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
+use std::process::Command;
 use std::time::Duration;
 
-/// An mtalk process and the lines it prints.
-struct Mtalk {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-}
+use common::Process;
 
-impl Mtalk {
-    fn start(args: &[&str]) -> Mtalk {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mtalk"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Mtalk {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    /// Waits for a printed line containing `text`.
-    fn expect(&self, text: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(10)) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no line with {text:?}: {e}"),
-            }
-        }
-    }
-
-    fn say(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-    }
+/// An mtalk process; at most ten seconds between lines.
+fn mtalk(args: &[&str]) -> Process {
+    Process::start(env!("CARGO_BIN_EXE_mtalk"), args, Duration::from_secs(10))
 }
 
 fn free_port() -> u16 {
@@ -70,29 +27,29 @@ fn free_port() -> u16 {
 #[test]
 fn two_mtalks_chat() {
     let port = free_port().to_string();
-    let mut a = Mtalk::start(&["--group", "test-chat", "--port", &port]);
-    a.expect("mtalk: I am");
+    let mut a = mtalk(&["--group", "test-chat", "--port", &port]);
+    a.expect(&["mtalk: I am"]);
     let seed = format!("127.0.0.1:{port}");
-    let mut b = Mtalk::start(&["--group", "test-chat", "--seeds", &seed]);
-    b.expect("mtalk: I am");
+    let mut b = mtalk(&["--group", "test-chat", "--seeds", &seed]);
+    b.expect(&["mtalk: I am"]);
     // Both come to a view of two.
     let view = |line: String| {
         line.split('[')
             .nth(1)
             .map_or(0, |m| m.split_whitespace().count())
     };
-    while view(a.expect("view ")) != 2 {}
-    while view(b.expect("view ")) != 2 {}
+    while view(a.expect(&["view "])) != 2 {}
+    while view(b.expect(&["view "])) != 2 {}
     b.say("hello from b");
-    assert!(a.expect("hello from b").ends_with(": hello from b"));
+    assert!(a.expect(&["hello from b"]).ends_with(": hello from b"));
     // The sender delivers its own line too.
-    b.expect("hello from b");
+    b.expect(&["hello from b"]);
     a.say("/leave");
-    a.expect("mtalk: left");
+    a.expect(&["mtalk: left"]);
     // b sees a view without a.
-    while view(b.expect("view ")) != 1 {}
+    while view(b.expect(&["view "])) != 1 {}
     b.say("/leave");
-    b.expect("mtalk: left");
+    b.expect(&["mtalk: left"]);
     assert!(a.child.wait().unwrap().success());
     assert!(b.child.wait().unwrap().success());
 }

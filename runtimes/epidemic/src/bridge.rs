@@ -55,10 +55,11 @@ use consort_core::{EndpointId, Instant, ViewId};
 use consort_member::{Member, MemberError, Status, SuspectHandle};
 use embassy_futures::select::{Either, select};
 
+use crate::client::check_client;
 use crate::error::{EpidemicError, check_servers, check_uri, nonzero};
 use crate::monitor::{Membership, MonitorOptions, Updates, start_monitor};
 use crate::runtime::{Kill, Killed, Runtime, Time, resolve_all};
-use crate::service::{Registration, ServiceOptions, check_client, register};
+use crate::service::{Registration, ServiceOptions, register};
 
 /// How a group uses the epidemic service.
 ///

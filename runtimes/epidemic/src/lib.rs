@@ -5,7 +5,8 @@
 //! by the core's async driver, with a handle and an async stream of events.
 //! Runtime-agnostic: `consort-tokio` and `consort-async-std` implement
 //! [`Runtime`] and wrap the functions here (`consort_tokio::epidemic`,
-//! `consort_async_std::epidemic`). Nothing here decides protocol
+//! `consort_async_std::epidemic`), with the runtime fixed, through one
+//! macro (`adapter_functions!`). Nothing here decides protocol
 //! behaviour; the core does.
 //!
 //! - [`start_node`]: an **MSS node** (the Membership Service engine of a
@@ -42,7 +43,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod adapter;
 pub mod bridge;
+mod client;
 mod error;
 mod monitor;
 mod node;
@@ -63,3 +66,10 @@ pub use proxy::{PROXY_CAPACITY, Proxy, ProxyEvents, ProxyOptions, start_proxy};
 pub use runtime::{Runtime, incarnation_now};
 pub use service::{Registration, ServiceEvents, ServiceOptions, register};
 pub use stream::EventStream;
+
+/// What [`adapter_functions!`] names from other crates, so that an adapter
+/// need not depend on them under these names. Not an API.
+#[doc(hidden)]
+pub mod __private {
+    pub use consort_member::{JoinOptions, Member};
+}

@@ -9,11 +9,11 @@ use consort_core::Instant;
 use consort_core::driver::Application;
 use consort_core::epidemic::{ClientConfig, Lifecycle, MemberId, Monitor, MonitorEvent, MssId};
 
+use crate::client::check_client;
 use crate::error::{EpidemicError, check_servers, check_uri};
 use crate::runtime::{
     EVENT_BACKLOG, Kill, Runtime, Time, bind_local, publish, resolve, resolve_all, run,
 };
-use crate::service::check_client;
 use crate::stream::EventStream;
 
 /// One `MembershipUpdate` from an MSS: the seed's five lifecycle sets.

@@ -10,12 +10,9 @@ use consort_core::epidemic::{
     ClientConfig, ClientStats, MemberId, MssId, ProxyEvent, ProxyService,
 };
 
-use crate::error::{EpidemicError, check_servers, check_uri, nonzero};
-use crate::runtime::{
-    EVENT_BACKLOG, Inbox, Kill, Runtime, Time, bind, incarnation_now, publish, resolve,
-    resolve_all, run,
-};
-use crate::service::{check_client, wait_registered};
+use crate::client::{ClientOptions, FirstRegistration};
+use crate::error::EpidemicError;
+use crate::runtime::{EVENT_BACKLOG, Inbox, Kill, Runtime, publish, run};
 use crate::stream::EventStream;
 
 /// Services one proxy speaks for, at most.
@@ -35,13 +32,7 @@ pub type ProxyEvents = EventStream<ProxyEvent>;
 /// ```
 #[derive(Clone, Debug)]
 pub struct ProxyOptions {
-    context: String,
-    mss: Vec<String>,
-    bind: String,
-    advertise: Option<String>,
-    incarnation: Option<u64>,
-    client: ClientConfig,
-    register_timeout: Option<Duration>,
+    common: ClientOptions,
 }
 
 impl ProxyOptions {
@@ -49,56 +40,44 @@ impl ProxyOptions {
     /// that answers; bound to `0.0.0.0:0` (set `bind` or `advertise`).
     pub fn new<S: Into<String>>(uri: impl Into<String>, mss: impl IntoIterator<Item = S>) -> Self {
         ProxyOptions {
-            context: uri.into(),
-            mss: mss.into_iter().map(Into::into).collect(),
-            bind: "0.0.0.0:0".into(),
-            advertise: None,
-            incarnation: None,
-            client: ClientConfig::default(),
-            register_timeout: Some(Duration::from_secs(10)),
+            common: ClientOptions::new(uri, mss),
         }
     }
 
     /// Where the proxy's socket is bound (it answers `ProxyProbe`s there).
     pub fn bind(mut self, address: impl Into<String>) -> Self {
-        self.bind = address.into();
+        self.common.bind = address.into();
         self
     }
 
     /// The address the MSS should see, when it is not the bound one.
     pub fn advertise(mut self, address: impl Into<String>) -> Self {
-        self.advertise = Some(address.into());
+        self.common.advertise = Some(address.into());
         self
     }
 
     /// The proxy's first incarnation (default: microseconds since the Unix epoch).
     pub fn incarnation(mut self, incarnation: u64) -> Self {
-        self.incarnation = Some(incarnation);
+        self.common.incarnation = Some(incarnation);
         self
     }
 
     /// Retries and the silence after which the MSS is presumed failed.
     pub fn client(mut self, config: ClientConfig) -> Self {
-        self.client = config;
+        self.common.client = config;
         self
     }
 
     /// How long [`start_proxy`] waits for an MSS to register the proxy
     /// (default 10 s; `None`: for ever).
     pub fn register_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.register_timeout = timeout;
+        self.common.register_timeout = timeout;
         self
     }
 
     /// Checks everything that can be checked without the network.
     pub fn validate(&self) -> Result<(), EpidemicError> {
-        check_uri(&self.context)?;
-        check_servers(self.mss.len())?;
-        check_client(&self.client)?;
-        if let Some(t) = self.register_timeout {
-            nonzero("register_timeout", t)?;
-        }
-        Ok(())
+        self.common.validate()
     }
 }
 
@@ -206,7 +185,7 @@ struct ProxyApp {
     inbox: Inbox<ProxyRequest>,
     events: async_channel::Sender<ProxyEvent>,
     shared: Arc<ProxyShared>,
-    registered: Option<async_channel::Sender<()>>,
+    registered: FirstRegistration,
     dropped: u64,
 }
 
@@ -231,9 +210,7 @@ impl Application<Machine> for ProxyApp {
         while let Some(e) = p.poll_event() {
             log::debug!("proxy {}: {e:?}", p.id().addr);
             if matches!(e, ProxyEvent::Registered { .. }) {
-                if let Some(r) = self.registered.take() {
-                    let _ = r.try_send(());
-                }
+                self.registered.seen();
             }
             publish(&self.events, e, &mut self.dropped);
         }
@@ -255,23 +232,21 @@ pub async fn start_proxy<R: Runtime>(
     options: ProxyOptions,
 ) -> Result<(Proxy, ProxyEvents), EpidemicError> {
     options.validate()?;
-    let bind_at = resolve(&options.bind)?;
-    let advertise = options.advertise.as_deref().map(resolve).transpose()?;
-    let servers = resolve_all(&options.mss)?;
-    let (socket, addr) = bind::<R>(bind_at, advertise).await?;
-    let incarnation = options.incarnation.unwrap_or_else(incarnation_now);
+    let common = &options.common;
+    let (opened, registered) = common.open::<R>().await?;
     let mut p = Box::new(
-        Machine::new(addr, incarnation, &options.context, &servers)
-            .map_err(|_| EpidemicError::BadUri(options.context.clone()))?,
+        Machine::new(
+            opened.addr,
+            opened.incarnation,
+            &common.context,
+            &opened.servers,
+        )
+        .map_err(|_| EpidemicError::BadUri(common.context.clone()))?,
     );
-    p.set_config(options.client);
-    let clock = Time::<R>(R::clock());
-    let started = R::now(&clock.0);
-    p.start(started);
+    p.set_config(common.client);
+    p.start(opened.started);
     let (req_tx, req_rx) = async_channel::bounded(64);
     let (ev_tx, ev_rx) = async_channel::bounded(EVENT_BACKLOG);
-    let (reg_tx, reg_rx) = async_channel::bounded(1);
-    let (kill, killed) = Kill::new();
     let shared = Arc::new(ProxyShared {
         id: p.id(),
         mss: Mutex::new(None),
@@ -282,18 +257,19 @@ pub async fn start_proxy<R: Runtime>(
         inbox: Inbox::new(req_rx),
         events: ev_tx,
         shared: shared.clone(),
-        registered: Some(reg_tx),
+        registered,
         dropped: 0,
     };
-    let timer = clock.clone();
-    R::spawn(run(p, socket, clock, app, killed, "proxy"));
     let proxy = Proxy {
         requests: req_tx,
         shared,
-        kill,
+        kill: opened.kill.clone(),
     };
-    wait_registered::<R>(&timer, started, options.register_timeout, reg_rx, &servers)
-        .await
-        .inspect_err(|_| proxy.stop())?;
+    opened
+        .launch(
+            |socket, clock, killed| run(p, socket, clock, app, killed, "proxy"),
+            common.register_timeout,
+        )
+        .await?;
     Ok((proxy, EventStream::new(ev_rx)))
 }

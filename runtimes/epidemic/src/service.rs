@@ -10,13 +10,10 @@ use consort_core::driver::Application;
 use consort_core::epidemic::{
     ClientConfig, ClientStats, MemberEvent, MemberId, MemberService, MemberState, MssId,
 };
-use embassy_futures::select::{Either, select};
 
-use crate::error::{EpidemicError, at_most_a_day, check_servers, check_uri, nonzero};
-use crate::runtime::{
-    EVENT_BACKLOG, Inbox, Kill, Runtime, Time, bind, incarnation_now, publish, resolve,
-    resolve_all, run,
-};
+use crate::client::{ClientOptions, FirstRegistration};
+use crate::error::EpidemicError;
+use crate::runtime::{EVENT_BACKLOG, Inbox, Kill, Runtime, publish, resolve, run};
 use crate::stream::EventStream;
 
 /// A member service's events: registered, reincarnated, left.
@@ -40,14 +37,8 @@ pub type ServiceEvents = EventStream<MemberEvent>;
 /// ```
 #[derive(Clone, Debug)]
 pub struct ServiceOptions {
-    context: String,
-    mss: Vec<String>,
-    bind: String,
-    advertise: Option<String>,
+    common: ClientOptions,
     address: Option<String>,
-    incarnation: Option<u64>,
-    client: ClientConfig,
-    register_timeout: Option<Duration>,
 }
 
 impl ServiceOptions {
@@ -57,27 +48,21 @@ impl ServiceOptions {
     /// `0.0.0.0:0` (set `bind` or `advertise` for a usable address).
     pub fn new<S: Into<String>>(uri: impl Into<String>, mss: impl IntoIterator<Item = S>) -> Self {
         ServiceOptions {
-            context: uri.into(),
-            mss: mss.into_iter().map(Into::into).collect(),
-            bind: "0.0.0.0:0".into(),
-            advertise: None,
+            common: ClientOptions::new(uri, mss),
             address: None,
-            incarnation: None,
-            client: ClientConfig::default(),
-            register_timeout: Some(Duration::from_secs(10)),
         }
     }
 
     /// Where the socket that answers probes is bound, `host:port`.
     pub fn bind(mut self, address: impl Into<String>) -> Self {
-        self.bind = address.into();
+        self.common.bind = address.into();
         self
     }
 
     /// The probe socket's address as the MSS should see it, when it is not
     /// the bound one (a wildcard bind, NAT). Port 0 means the bound port.
     pub fn advertise(mut self, address: impl Into<String>) -> Self {
-        self.advertise = Some(address.into());
+        self.common.advertise = Some(address.into());
         self
     }
 
@@ -92,48 +77,27 @@ impl ServiceOptions {
     /// The first incarnation (default: microseconds since the Unix epoch,
     /// which grows across restarts as it must).
     pub fn incarnation(mut self, incarnation: u64) -> Self {
-        self.incarnation = Some(incarnation);
+        self.common.incarnation = Some(incarnation);
         self
     }
 
     /// Retries and the silence after which the MSS is presumed failed.
     pub fn client(mut self, config: ClientConfig) -> Self {
-        self.client = config;
+        self.common.client = config;
         self
     }
 
     /// How long [`register`] waits for an MSS to register the service
     /// before it gives up (default 10 s; `None`: for ever).
     pub fn register_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.register_timeout = timeout;
+        self.common.register_timeout = timeout;
         self
     }
 
     /// Checks everything that can be checked without the network.
     pub fn validate(&self) -> Result<(), EpidemicError> {
-        check_uri(&self.context)?;
-        check_servers(self.mss.len())?;
-        check_client(&self.client)?;
-        if let Some(t) = self.register_timeout {
-            nonzero("register_timeout", t)?;
-        }
-        Ok(())
+        self.common.validate()
     }
-}
-
-/// Checks a client role's timing.
-pub(crate) fn check_client(c: &ClientConfig) -> Result<(), EpidemicError> {
-    nonzero("retry", c.retry)?;
-    nonzero("orphan_after", c.orphan_after)?;
-    at_most_a_day("retry", c.retry)?;
-    at_most_a_day("orphan_after", c.orphan_after)?;
-    if c.tries_per_server == 0 {
-        return Err(EpidemicError::BadConfig {
-            name: "tries_per_server",
-            why: "must be at least 1".into(),
-        });
-    }
-    Ok(())
 }
 
 #[derive(Debug)]
@@ -232,7 +196,7 @@ struct ServiceApp {
     inbox: Inbox<ServiceRequest>,
     events: async_channel::Sender<MemberEvent>,
     shared: Arc<ServiceShared>,
-    registered: Option<async_channel::Sender<()>>,
+    registered: FirstRegistration,
     leaving: Vec<async_channel::Sender<()>>,
     dropped: u64,
 }
@@ -265,9 +229,7 @@ impl Application<MemberService> for ServiceApp {
         while let Some(e) = ms.poll_event() {
             log::debug!("member service {}: {e:?}", ms.id().addr);
             if matches!(e, MemberEvent::Registered { .. }) {
-                if let Some(r) = self.registered.take() {
-                    let _ = r.try_send(());
-                }
+                self.registered.seen();
             }
             publish(&self.events, e, &mut self.dropped);
         }
@@ -292,26 +254,30 @@ pub async fn register<R: Runtime>(
     options: ServiceOptions,
 ) -> Result<(Registration, ServiceEvents), EpidemicError> {
     options.validate()?;
-    let bind_at = resolve(&options.bind)?;
-    let advertise = options.advertise.as_deref().map(resolve).transpose()?;
-    let servers = resolve_all(&options.mss)?;
     let address = options.address.as_deref().map(resolve).transpose()?;
-    let (socket, probe) = bind::<R>(bind_at, advertise).await?;
+    let common = &options.common;
+    let (opened, registered) = common.open::<R>().await?;
+    let probe = opened.addr;
     let address = address.unwrap_or(probe);
     if address.ip() != probe.ip() {
         return Err(EpidemicError::ProbeAddressMismatch { address, probe });
     }
-    let incarnation = options.incarnation.unwrap_or_else(incarnation_now);
-    let mut ms = MemberService::new(address, incarnation, &options.context, &servers)
-        .map_err(|_| EpidemicError::BadUri(options.context.clone()))?;
+    // Boxed at once: the machine is large, and the closure given to
+    // `launch` below lives in this function's future.
+    let mut ms = Box::new(
+        MemberService::new(
+            address,
+            opened.incarnation,
+            &common.context,
+            &opened.servers,
+        )
+        .map_err(|_| EpidemicError::BadUri(common.context.clone()))?,
+    );
     ms.set_probe_port(probe.port());
-    ms.set_config(options.client);
-    let clock = Time::<R>(R::clock());
-    ms.start(R::now(&clock.0));
+    ms.set_config(common.client);
+    ms.start(opened.started);
     let (req_tx, req_rx) = async_channel::bounded(16);
     let (ev_tx, ev_rx) = async_channel::bounded(EVENT_BACKLOG);
-    let (reg_tx, reg_rx) = async_channel::bounded(1);
-    let (kill, killed) = Kill::new();
     let shared = Arc::new(ServiceShared {
         id: Mutex::new(ms.id()),
         state: Mutex::new(ms.state()),
@@ -321,52 +287,23 @@ pub async fn register<R: Runtime>(
         inbox: Inbox::new(req_rx),
         events: ev_tx,
         shared: shared.clone(),
-        registered: Some(reg_tx),
+        registered,
         leaving: Vec::new(),
         dropped: 0,
     };
-    let started = R::now(&clock.0);
-    let timer = clock.clone();
-    R::spawn(run(
-        Box::new(ms),
-        socket,
-        clock,
-        app,
-        killed,
-        "member service",
-    ));
+    // If no MSS registers the service, `launch` kills the task before this
+    // handle drops: a killed service sends no leave.
     let registration = Registration {
         requests: req_tx,
         shared,
-        kill,
+        kill: opened.kill.clone(),
         probe,
     };
-    wait_registered::<R>(&timer, started, options.register_timeout, reg_rx, &servers)
-        .await
-        .inspect_err(|_| registration.kill.kill())?;
+    opened
+        .launch(
+            |socket, clock, killed| run(ms, socket, clock, app, killed, "member service"),
+            common.register_timeout,
+        )
+        .await?;
     Ok((registration, EventStream::new(ev_rx)))
-}
-
-/// Waits for a role's first registration, or gives up after `timeout`.
-pub(crate) async fn wait_registered<R: Runtime>(
-    clock: &Time<R>,
-    started: Instant,
-    timeout: Option<Duration>,
-    registered: async_channel::Receiver<()>,
-    servers: &[SocketAddr],
-) -> Result<(), EpidemicError> {
-    let give_up = async {
-        match timeout {
-            Some(t) => R::sleep_until(&clock.0, started + t).await,
-            None => std::future::pending().await,
-        }
-    };
-    match select(registered.recv(), give_up).await {
-        Either::First(Ok(())) => Ok(()),
-        Either::First(Err(_)) => Err(EpidemicError::Stopped),
-        Either::Second(()) => Err(EpidemicError::NotRegistered {
-            waited: timeout.unwrap_or_default(),
-            mss: servers.to_vec(),
-        }),
-    }
 }

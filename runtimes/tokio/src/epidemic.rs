@@ -28,7 +28,7 @@ use consort_core::Instant;
 use consort_core::driver::{Clock, Transport};
 pub use consort_epidemic::*;
 
-use crate::{JoinOptions, Member, Running, TokioClock, TokioUdp};
+use crate::{TokioClock, TokioUdp};
 
 /// tokio as a [`Runtime`] for the epidemic service's roles: the same
 /// clock and socket as the group members'.
@@ -77,53 +77,6 @@ impl Runtime for Tokio {
     }
 }
 
-/// Starts an MSS node (see [`consort_epidemic::start_node`]).
-pub async fn start_node(options: NodeOptions) -> Result<(Node, NodeEvents), EpidemicError> {
-    consort_epidemic::start_node::<Tokio>(options).await
-}
-
-/// Registers a member service and answers its probes; returns once an MSS
-/// registered it (see [`consort_epidemic::register`]).
-pub async fn register(
-    options: ServiceOptions,
-) -> Result<(Registration, ServiceEvents), EpidemicError> {
-    consort_epidemic::register::<Tokio>(options).await
-}
-
-/// Starts a proxy; returns once an MSS registered it (see
-/// [`consort_epidemic::start_proxy`]).
-pub async fn start_proxy(options: ProxyOptions) -> Result<(Proxy, ProxyEvents), EpidemicError> {
-    consort_epidemic::start_proxy::<Tokio>(options).await
-}
-
-/// Attaches a monitor (see [`consort_epidemic::monitor`]).
-pub async fn monitor(options: MonitorOptions) -> Result<Updates, EpidemicError> {
-    consort_epidemic::monitor::<Tokio>(options).await
-}
-
-/// The member services' addresses in a context: seeds for a group (see
-/// [`consort_epidemic::discover`]).
-pub async fn discover(options: &GroupOptions) -> Result<Vec<SocketAddr>, EpidemicError> {
-    consort_epidemic::discover::<Tokio>(options).await
-}
-
-/// Registers a group member as a member service and suspects the members
-/// the epidemic service declares Failed (see [`consort_epidemic::link`]).
-pub async fn link(member: &Member, options: &GroupOptions) -> Result<Link, EpidemicError> {
-    consort_epidemic::link::<Tokio>(member, options).await
-}
-
-/// Joins a group through the epidemic service: [`discover`] its members
-/// (they become the seeds, replacing any in `join`), join with
-/// [`crate::spawn`], then [`link`] the member.
-pub async fn join_group(
-    join: JoinOptions,
-    group: &GroupOptions,
-) -> Result<(Running, Link), EpidemicError> {
-    let seeds = discover(group).await?;
-    let running = crate::spawn(join.seeds(seeds.iter().map(ToString::to_string)))
-        .await
-        .map_err(EpidemicError::Join)?;
-    let link = link(&running.member, group).await?;
-    Ok((running, link))
-}
+// `start_node`, `register`, `start_proxy`, `monitor`, `discover`, `link`
+// and `join_group` on tokio.
+consort_epidemic::adapter_functions!(Tokio, crate::spawn, crate::Running);

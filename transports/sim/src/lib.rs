@@ -19,7 +19,8 @@
 //!   self-describing, checkable payloads.
 //! - [`trace`]: the records; [`checker`]: the properties, one file each.
 //! - [`sim`]: the event loop; [`campaign`]: one seed end to end;
-//!   [`exercised`]: what a run exercised.
+//!   [`exercised`]: what a run exercised; [`parallel`]: many seeds over
+//!   threads.
 //!
 //! ```
 //! use consort_sim::{Fault, Protocol, RunConfig, run};
@@ -39,6 +40,7 @@ pub mod exercised;
 pub mod message;
 pub mod net;
 pub mod node;
+pub mod parallel;
 pub mod rng;
 pub mod sim;
 pub mod trace;

@@ -6,16 +6,13 @@
 // Helpers outside `#[test]` functions fail tests the same way: by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use consort_core::stack::StackSpec;
 use consort_core::{Instant, Stats};
 use consort_sim::checker::NodeEnd;
-use consort_sim::{
-    Checker, EndState, Exercised, Fault, Protocol, Report, RunConfig, run, run_report,
-};
+use consort_sim::parallel::over_seeds;
+use consort_sim::{Checker, EndState, Exercised, Fault, Protocol, RunConfig, run, run_report};
 
 /// Stacks the campaign cycles through: the default properties, each
 /// property alone, the Drop test layer, and explicit stacks without Local
@@ -98,25 +95,9 @@ fn replay(c: &RunConfig, seed: u64) -> String {
 /// what they exercised, or panics listing every failing seed with its
 /// replay command.
 fn campaign(seeds: u64, config_for: impl Fn(u64) -> RunConfig + Sync) -> Exercised {
-    let next = AtomicU64::new(0);
-    let reports: Mutex<Vec<Report>> = Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= seeds {
-                        break;
-                    }
-                    let r = run_report(&config_for(seed), seed).unwrap();
-                    reports.lock().unwrap().push(r);
-                }
-            });
-        }
+    let reports = over_seeds(0..seeds, |seed| {
+        run_report(&config_for(seed), seed).unwrap()
     });
-    let mut reports = reports.into_inner().unwrap();
-    reports.sort_by_key(|r| r.seed);
     let mut total = Exercised::default();
     let mut failures = String::new();
     let mut failed = 0;

@@ -5,11 +5,10 @@
 // Helpers outside `#[test]` functions fail tests the same way: by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use consort_sim::epidemic::{CheckConfig, EFault, Exercised, Outcome, run_check};
+use consort_sim::epidemic::{CheckConfig, EFault, Exercised, run_check};
+use consort_sim::parallel::over_seeds;
 
 fn check_config() -> CheckConfig {
     CheckConfig::new(
@@ -31,33 +30,10 @@ fn replay(seed: u64) -> String {
     )
 }
 
-fn run_seeds(config: &CheckConfig, seeds: std::ops::Range<u64>) -> Vec<Outcome> {
-    let next = AtomicU64::new(seeds.start);
-    let out: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= seeds.end {
-                        break;
-                    }
-                    let o = run_check(config, seed);
-                    out.lock().unwrap().push(o);
-                }
-            });
-        }
-    });
-    let mut v = out.into_inner().unwrap();
-    v.sort_by_key(|o| o.seed);
-    v
-}
-
 #[test]
 fn fifty_seeds_of_the_check_campaign_pass_and_their_faults_bite() {
     let config = check_config();
-    let outcomes = run_seeds(&config, 0..50);
+    let outcomes = over_seeds(0..50, |seed| run_check(&config, seed));
     let mut total = Exercised::default();
     let mut failures = Vec::new();
     for o in &outcomes {

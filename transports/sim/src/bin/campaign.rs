@@ -14,15 +14,16 @@
 //! replay to see every record). The last line is always `N passed, F
 //! failed`, and the exit status is non-zero if anything failed.
 
+mod verdicts;
+
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
 use consort_core::Params;
 use consort_sim::checker::Liveness;
-use consort_sim::{Exercised, Fault, FaultKind, Protocol, Report, RunConfig, run, run_report};
+use consort_sim::parallel::over_seeds;
+use consort_sim::{Fault, FaultKind, Protocol, Report, RunConfig, run, run_report};
 
 /// Run a simulated campaign of seeds against the consort protocol core.
 #[derive(Parser, Debug)]
@@ -207,34 +208,11 @@ fn replay(config: &RunConfig, args: &Args, seed: u64) -> String {
 
 /// Runs every seed on all cores; reports come back in seed order.
 fn run_all(config: &RunConfig, first: u64, count: u64) -> Result<Vec<Report>, String> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(count.max(1) as usize);
-    let next = AtomicU64::new(0);
-    let results: Mutex<Vec<Option<Result<Report, String>>>> =
-        Mutex::new((0..count).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count {
-                        break;
-                    }
-                    let r = run_report(config, first + i);
-                    if let Ok(mut all) = results.lock() {
-                        all[i as usize] = Some(r);
-                    }
-                }
-            });
-        }
-    });
-    let all = results
-        .into_inner()
-        .map_err(|_| "a worker thread panicked".to_string())?;
-    all.into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("a seed did not run".into())))
-        .collect()
+    over_seeds(first..first.saturating_add(count), |seed| {
+        run_report(config, seed)
+    })
+    .into_iter()
+    .collect()
 }
 
 fn main() -> ExitCode {
@@ -285,36 +263,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut total = Exercised::default();
-    let mut failed = 0u64;
-    for r in &reports {
-        total.add(&r.exercised);
-        if args.verbose {
-            let verdict = if r.passed() { "ok  " } else { "FAIL" };
-            println!("seed {:>6} {verdict} {}", r.seed, r.exercised.one_line());
-        }
-    }
-    println!("{total}");
-    for r in reports.iter().filter(|r| !r.passed()) {
-        failed += 1;
-        println!(
-            "\nseed {} FAILED ({} violations):",
-            r.seed,
-            r.violations.len()
-        );
-        for v in r.violations.iter().take(args.show) {
-            println!("  {v}");
-        }
-        if r.violations.len() > args.show {
-            println!("  ... and {} more", r.violations.len() - args.show);
-        }
-        println!("  replay: {}", replay(&config, &args, r.seed));
-    }
-    let passed = reports.len() as u64 - failed;
-    println!("{passed} passed, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    verdicts::print(&reports, args.verbose, args.show, |seed| {
+        replay(&config, &args, seed)
+    })
 }

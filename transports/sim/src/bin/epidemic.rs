@@ -10,13 +10,14 @@
 //! `N passed, F failed` (exit status non-zero on any failure). `report`
 //! runs the measurements and writes SVG figures and a README table.
 
+mod verdicts;
+
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use consort_core::epidemic::GossipMode;
-use consort_sim::epidemic::{CheckConfig, EFault, Exercised, Outcome, run_check, service_config};
+use consort_sim::epidemic::{CheckConfig, EFault, Outcome, run_check, service_config};
+use consort_sim::parallel::over_seeds;
 
 /// Violations printed per failing seed; the rest are counted.
 const SHOWN: usize = 12;
@@ -137,40 +138,9 @@ fn replay(c: &CheckArgs, seed: u64) -> String {
 
 /// Runs every seed on all cores; outcomes come back in seed order.
 fn run_all(config: &CheckConfig, first: u64, count: u64) -> Vec<Outcome> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(count.max(1) as usize);
-    let next = AtomicU64::new(0);
-    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..count).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count {
-                        break;
-                    }
-                    let o = run_check(config, first + i);
-                    if let Ok(mut all) = results.lock() {
-                        all[i as usize] = Some(o);
-                    }
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(i, o)| {
-            o.unwrap_or_else(|| Outcome {
-                seed: first + i as u64,
-                violations: vec!["the seed did not run".into()],
-                exercised: Exercised::default(),
-            })
-        })
-        .collect()
+    over_seeds(first..first.saturating_add(count), |seed| {
+        run_check(config, seed)
+    })
 }
 
 fn check(a: &CheckArgs) -> ExitCode {
@@ -205,37 +175,7 @@ fn check(a: &CheckArgs) -> ExitCode {
         config.settle.as_secs_f64()
     );
     let outcomes = run_all(&config, a.first_seed, a.seeds);
-    let mut total = Exercised::default();
-    for o in &outcomes {
-        total.add(&o.exercised);
-        if a.verbose {
-            let v = if o.passed() { "ok  " } else { "FAIL" };
-            println!("seed {:>6} {v} {}", o.seed, o.exercised.one_line());
-        }
-    }
-    println!("{total}");
-    let mut failed = 0u64;
-    for o in outcomes.iter().filter(|o| !o.passed()) {
-        failed += 1;
-        println!(
-            "\nseed {} FAILED ({} violations):",
-            o.seed,
-            o.violations.len()
-        );
-        for v in o.violations.iter().take(SHOWN) {
-            println!("  {v}");
-        }
-        if o.violations.len() > SHOWN {
-            println!("  ... and {} more", o.violations.len() - SHOWN);
-        }
-        println!("  replay: {}", replay(a, o.seed));
-    }
-    println!("{} passed, {failed} failed", outcomes.len() as u64 - failed);
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    verdicts::print(&outcomes, a.verbose, SHOWN, |seed| replay(a, seed))
 }
 
 fn main() -> ExitCode {
