@@ -31,6 +31,11 @@ pub(crate) enum Down {
         to: SocketAddr,
         layer: LayerKind,
         msg: Msg,
+        /// The view and rank to frame it with, when not the current ones:
+        /// a coordinator goes on sending a view change's transfers after
+        /// it has installed the view they make, and their receivers, still
+        /// in the old view, know the sender only by its old view and rank.
+        as_of: Option<(ViewId, Rank)>,
     },
     /// Stable has published new stability and NumCast vectors.
     Stable,

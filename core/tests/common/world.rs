@@ -141,6 +141,13 @@ impl World {
             && !self.cut.contains(&(a, b))
     }
 
+    /// Loses every datagram from `a` to `b` still in flight; how many.
+    pub(crate) fn drop_in_flight(&mut self, a: SocketAddr, b: SocketAddr) -> usize {
+        let before = self.wire.len();
+        self.wire.retain(|w| (w.2, w.3) != (a, b));
+        before - self.wire.len()
+    }
+
     /// Takes everything node `i` has to say.
     pub(crate) fn drain(&mut self, i: usize) {
         let now = self.now;

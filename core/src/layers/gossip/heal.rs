@@ -77,6 +77,7 @@ impl<const M: usize> Heal<M> {
                 to,
                 layer: LayerKind::Heal,
                 msg,
+                as_of: None,
             });
         } else {
             cx.free(msg);
@@ -101,6 +102,7 @@ impl<const M: usize> Heal<M> {
                 to,
                 layer: LayerKind::Heal,
                 msg,
+                as_of: None,
             }),
             Err(_) => cx.free(msg),
         }

@@ -22,7 +22,7 @@ use postcard::experimental::max_size::MaxSize;
 use serde::{Deserialize, Serialize};
 
 use crate::buffer::Msg;
-use crate::id::{GroupId, RankSet};
+use crate::id::{GroupId, Rank, RankSet, ViewId};
 use crate::layers::Layer;
 use crate::stack::{Cx, Down, LayerKind, TxDest, TxItem, Up};
 use crate::wire::{Flags, PREFIX_LEN, Prefix, PrefixPacket};
@@ -49,13 +49,20 @@ impl Bottom {
         Bottom { group }
     }
 
-    fn frame<const M: usize>(&self, msg: &mut Msg, hdr: Hdr, cx: &mut Cx<'_, M>) -> bool {
+    fn frame<const M: usize>(
+        &self,
+        msg: &mut Msg,
+        hdr: Hdr,
+        as_of: Option<(ViewId, Rank)>,
+        cx: &mut Cx<'_, M>,
+    ) -> bool {
+        let (view, sender) = as_of.unwrap_or((cx.view.id(), cx.me()));
         let prefix = Prefix {
             flags: Flags(0),
             key_epoch: 0,
-            sender: cx.me(),
+            sender,
             group: self.group,
-            view: cx.view.id(),
+            view,
         };
         let mut bytes = [0u8; PREFIX_LEN];
         // Cannot fail: `bytes` is exactly PREFIX_LEN long.
@@ -68,9 +75,20 @@ impl Bottom {
         framed.is_ok()
     }
 
-    fn transmit<const M: usize>(&self, mut msg: Msg, hdr: Hdr, dest: TxDest, cx: &mut Cx<'_, M>) {
+    fn transmit<const M: usize>(&self, msg: Msg, hdr: Hdr, dest: TxDest, cx: &mut Cx<'_, M>) {
+        self.transmit_as(msg, hdr, dest, None, cx);
+    }
+
+    fn transmit_as<const M: usize>(
+        &self,
+        mut msg: Msg,
+        hdr: Hdr,
+        dest: TxDest,
+        as_of: Option<(ViewId, Rank)>,
+        cx: &mut Cx<'_, M>,
+    ) {
         let empty = matches!(dest, TxDest::Ranks(r) if r.is_empty());
-        if empty || !self.frame(&mut msg, hdr, cx) {
+        if empty || !self.frame(&mut msg, hdr, as_of, cx) {
             cx.free(msg);
             return;
         }
@@ -176,8 +194,13 @@ impl<const M: usize> Layer<M> for Bottom {
                 }
                 self.transmit(msg, Hdr::Send(to.0), TxDest::Ranks(dest), cx);
             }
-            Down::Foreign { to, layer, msg } => {
-                self.transmit(msg, Hdr::Foreign(layer.code()), TxDest::Addr(to), cx);
+            Down::Foreign {
+                to,
+                layer,
+                msg,
+                as_of,
+            } => {
+                self.transmit_as(msg, Hdr::Foreign(layer.code()), TxDest::Addr(to), as_of, cx);
             }
             // Other events end here; a message in one has nowhere to go.
             other => {
@@ -262,6 +285,7 @@ mod tests {
                 to: stranger,
                 layer: LayerKind::Heal,
                 msg: m,
+                as_of: None,
             },
         );
         let item = h.tx.pop_front().unwrap();

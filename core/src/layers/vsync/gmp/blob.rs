@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::wire::{BlobKind, Hdr};
 use crate::buffer::{Msg, Pool, PoolError, SlotQueue};
-use crate::id::{Rank, RankSet};
+use crate::id::{Rank, RankSet, ViewId};
 use crate::stack::{Cx, Down, LayerKind};
 use crate::time::Instant;
 
@@ -176,6 +176,9 @@ pub(super) struct Outgoing<const M: usize> {
     cursor: Option<(usize, u16)>,
     next_round: Instant,
     give_up: Instant,
+    /// The sender's view and rank when the transfer began: every round is
+    /// framed with them (see `Down::Foreign::as_of`).
+    as_of: (ViewId, Rank),
 }
 
 impl<const M: usize> Outgoing<M> {
@@ -184,8 +187,8 @@ impl<const M: usize> Outgoing<M> {
         key: u32,
         (chunks, total): (SlotQueue, u16),
         targets: heapless::Vec<SocketAddr, M>,
-        now: Instant,
-        give_up: Instant,
+        (now, give_up): (Instant, Instant),
+        as_of: (ViewId, Rank),
     ) -> Self {
         Outgoing {
             kind,
@@ -197,6 +200,7 @@ impl<const M: usize> Outgoing<M> {
             cursor: Some((0, 0)),
             next_round: now,
             give_up,
+            as_of,
         }
     }
 
@@ -264,6 +268,7 @@ impl<const M: usize> Outgoing<M> {
                         to: self.targets[t],
                         layer: LayerKind::Gmp,
                         msg: copy,
+                        as_of: Some(self.as_of),
                     });
                 } else {
                     cx.free(copy);

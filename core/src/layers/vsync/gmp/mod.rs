@@ -297,6 +297,7 @@ impl<const M: usize> Gmp<M> {
                 to,
                 layer: LayerKind::Gmp,
                 msg,
+                as_of: None,
             });
         }
     }
@@ -762,8 +763,8 @@ impl<const M: usize> Gmp<M> {
             out.attempt,
             chunks,
             targets,
-            cx.now,
-            cx.now + cx.params.gmp_timeout,
+            (cx.now, cx.now + cx.params.gmp_timeout),
+            (cx.view.id(), cx.me()),
         );
         o.send(cx);
         self.members_out = Some(o);
@@ -946,8 +947,8 @@ impl<const M: usize> Gmp<M> {
                 l.attempt,
                 chunks,
                 targets,
-                cx.now,
-                cx.now + cx.params.gmp_timeout,
+                (cx.now, cx.now + cx.params.gmp_timeout),
+                (cx.view.id(), cx.me()),
             );
             o.send(cx);
             self.view_out = Some(o);
