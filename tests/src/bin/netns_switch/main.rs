@@ -223,10 +223,15 @@ fn main() -> ExitCode {
                         switch.receive(Instant::now(), port, frame);
                     }
                     Ok(Received::Malformed(why)) => {
-                        eprintln!(
-                            "netns_switch: port {}: dropped a frame: {why}",
-                            args.ports[port]
-                        );
+                        // The first says what they are; a flood of them
+                        // must not flood the log too.
+                        if switch.counts(port).malformed == 0 {
+                            eprintln!(
+                                "netns_switch: port {}: dropped a frame: {why} \
+                                 (more are only counted)",
+                                args.ports[port]
+                            );
+                        }
                         switch.receive_malformed(port);
                     }
                     Err(e) => {
