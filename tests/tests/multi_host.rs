@@ -926,9 +926,9 @@ fn survivors_of_a_cut_and_a_kill_agree_and_lose_no_cast() {
         Impairment::Switch => format!(
             "links: userspace switch (no netem here), loss {LOSS_PERCENT}%, delay {DELAY_MS} ms"
         ),
-        Impairment::Nftables => format!(
-            "links: nftables, loss {LOSS_PERCENT}%, NO DELAY (no netem here, and no switch)"
-        ),
+        Impairment::Nftables => {
+            format!("links: nftables (last resort), loss {LOSS_PERCENT}%, NO DELAY")
+        }
     });
     say(&round_trip);
     say(&format!(

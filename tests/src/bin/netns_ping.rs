@@ -7,9 +7,11 @@
 //! netns_ping --to 10.77.0.2 --count 10 --timeout-ms 500
 //! ```
 //!
-//! Prints one line a probe, `reply <seq> <microseconds>` or `lost <seq>`
-//! (no reply within the timeout), then `done`; or `error <what>`. It needs
-//! root (a raw socket); the other kernel answers, no process there.
+//! Prints one line a probe, `reply <seq> <microseconds>`, `lost <seq>` (no
+//! reply within the timeout) or `unsent <seq> <why>` (the kernel refused
+//! it: an nftables drop rule does that), then `done`. Other errors end it,
+//! on standard error. It needs root (a raw socket); the other kernel
+//! answers, no process there.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -70,7 +72,10 @@ fn run(to: Ipv4Addr, count: u16, timeout: Duration) -> std::io::Result<()> {
     let mut buffer = [0u8; 1500];
     for seq in 0..count {
         let sent = Instant::now();
-        socket.send_to(&echo_request(id, seq), &address)?;
+        if let Err(e) = socket.send_to(&echo_request(id, seq), &address) {
+            writeln!(out, "unsent {seq} {e}")?;
+            continue;
+        }
         let replied = loop {
             let left = timeout.saturating_sub(sent.elapsed());
             if left.is_zero() {
@@ -124,7 +129,7 @@ fn main() -> ExitCode {
     match run(to, count, timeout) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            println!("error {e}");
+            eprintln!("netns_ping: {e}");
             ExitCode::FAILURE
         }
     }
