@@ -479,6 +479,9 @@ impl Lab {
             .args(["--params", PARAMS])
             .args(["--interval-ms", "20"])
             .env("RUST_BACKTRACE", "1")
+            // Suspicions and view change attempts in `m<i>.err`: what a
+            // failed run is read by.
+            .env("CONSORT_LOG", "debug")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(File::create(self.output.join(format!("m{i}.err"))).unwrap())
