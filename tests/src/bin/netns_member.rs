@@ -25,6 +25,10 @@
 //!                                                     a panic is one too
 //! exit                                                the member has left
 //! ```
+//!
+//! With `CONSORT_LOG=info` (or `debug`, `trace`...) consort's own log goes
+//! to standard error, each line stamped with the wall clock in
+//! milliseconds so that several members' logs can be read side by side.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -32,6 +36,45 @@ use std::time::Duration;
 use consort_tokio::{EndpointId, JoinOptions, MemberEvent, join};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::time::MissedTickBehavior;
+
+/// consort's log on standard error, for reading a failed run afterwards.
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        eprintln!(
+            "{}.{:03} {} {}: {}",
+            ms / 1000,
+            ms % 1000,
+            record.level(),
+            record.target(),
+            record.args()
+        );
+    }
+
+    fn flush(&self) {}
+}
+
+static STDERR_LOG: StderrLog = StderrLog;
+
+/// Turns the log on at the level `CONSORT_LOG` names, if it names one.
+fn start_log() {
+    let level = std::env::var("CONSORT_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok());
+    if let Some(level) = level {
+        if log::set_logger(&STDERR_LOG).is_ok() {
+            log::set_max_level(level);
+        }
+    }
+}
 
 const USAGE: &str = "usage: netns_member --group G --bind HOST:PORT [--seeds HOST:PORT,...] \
                      [--params P] [--casts N] [--interval-ms MS]";
@@ -126,6 +169,7 @@ async fn main() -> ExitCode {
         println!("error panic: {}", info.to_string().replace('\n', " "));
         std::process::exit(101);
     }));
+    start_log();
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {
