@@ -11,7 +11,7 @@
 //! member's share of the flush; without it views change without virtual
 //! synchrony, as Ensemble's `Gmp` alone did.
 //!
-//! Header: on every cast and send, and on its own foreign messages.
+//! Header: on every cast, send and subcast, and on its own foreign messages.
 
 mod blob;
 mod wire;
@@ -1347,8 +1347,7 @@ impl<const M: usize> Gmp<M> {
         req: MergeRequest,
     ) {
         let size = cx.view.len() as u16;
-        let senior =
-            size > req.size || (size == req.size && cx.view.id() < view);
+        let senior = size > req.size || (size == req.size && cx.view.id() < view);
         // A coordinator that has itself asked a senior to merge waits for
         // that answer: taking in a junior now would leave the senior's
         // grant unanswered and the senior blocked until gmp_timeout.
@@ -1536,6 +1535,14 @@ impl<const M: usize> Layer<M> for Gmp<M> {
             } => {
                 if cx.pool.push_header(&mut msg, &Hdr::Data).is_ok() {
                     cx.down(Down::Send { to, msg, reliable });
+                } else {
+                    cx.free(msg);
+                }
+            }
+            // A subcast arrives as a send: it carries a send's header.
+            Down::Subcast { to, mut msg } => {
+                if cx.pool.push_header(&mut msg, &Hdr::Data).is_ok() {
+                    cx.down(Down::Subcast { to, msg });
                 } else {
                     cx.free(msg);
                 }
