@@ -178,7 +178,10 @@ impl<const M: usize> View<M> {
 
     /// The coordinator (rank 0).
     pub fn coordinator(&self) -> EndpointId {
-        self.state.members.first().map_or(EndpointId::default(), |m| m.id)
+        self.state
+            .members
+            .first()
+            .map_or(EndpointId::default(), |m| m.id)
     }
 
     /// The coordinator of this member's previous view (`oldCoordinator`).
