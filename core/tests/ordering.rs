@@ -58,15 +58,15 @@ fn subcasts_keep_fifo_with_casts_are_totally_ordered_and_are_flushed_like_casts(
     // What each node sent, in order: (payload, destinations).
     let mut sent: Vec<Vec<(Vec<u8>, Vec<usize>)>> = vec![Vec::new(); 4];
     for k in 0..12u8 {
-        for i in 0..4usize {
+        for (i, mine) in sent.iter_mut().enumerate() {
             let others: Vec<usize> = (0..4).filter(|j| *j != i).collect();
             let c = vec![i as u8, k, b'c'];
             w.cast(i, &c);
-            sent[i].push((c, others));
+            mine.push((c, others));
             let to = vec![(i + 1) % 4, (i + 2) % 4];
             let s = vec![i as u8, k, b's'];
             subcast(&mut w, i, &to, &s);
-            sent[i].push((s, to));
+            mine.push((s, to));
         }
         w.run(Duration::from_millis(2));
     }
