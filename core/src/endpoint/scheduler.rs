@@ -80,7 +80,14 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
                     // view ahead of it has been handled, and those behind
                     // it too: they were caused in the old view.
                     let install = matches!(front.item, Item::Up(Up::Install { .. }));
-                    if install && self.queue.len() > 1 {
+                    // (Were only installs behind it, rotating would never
+                    // end; Gmp makes one install per view, and `install`
+                    // ignores one that finds no view waiting.)
+                    let only_installs = self
+                        .queue
+                        .iter()
+                        .all(|q| q.pos == TO_APP && matches!(q.item, Item::Up(Up::Install { .. })));
+                    if install && self.queue.len() > 1 && !only_installs {
                         if let Some(q) = self.queue.pop_front() {
                             let _ = self.queue.push_back(q);
                         }
