@@ -205,6 +205,9 @@ pub enum SendError {
     NotAMember(u64),
     /// This member has left the group.
     Exited,
+    /// The stack has no layer that carries this (`send_to_many` without
+    /// Subcast).
+    NotInStack(crate::stack::LayerKind),
 }
 
 impl core::fmt::Display for SendError {
@@ -223,6 +226,7 @@ impl core::fmt::Display for SendError {
                 write!(f, "endpoint {id:#x} is not a member of the current view")
             }
             SendError::Exited => write!(f, "this member has left the group"),
+            SendError::NotInStack(k) => write!(f, "the stack has no {} layer", k.name()),
         }
     }
 }

@@ -78,4 +78,20 @@ pub struct Stats {
     pub announcements: u64,
     /// Sends held for the next view whose destination did not come into it.
     pub sends_to_departed: u64,
+    /// Order messages sent by Total's sequencer.
+    pub total_orders: u64,
+    /// Casts the ordering layers (Total, Causal, Agree) could not deliver
+    /// on arrival and held (for an order, a causal predecessor, stability).
+    pub order_held: u64,
+    /// Casts the ordering layers (Total, Causal, Agree) delivered while
+    /// ending a view, after the flush: those their normal rule had not
+    /// released yet.
+    pub end_of_view_deliveries: u64,
+    /// Casts Causal discarded at the end of a view because a cast they
+    /// depend on reached no survivor (their sender and the only holders of
+    /// that cast failed).
+    pub causal_discarded: u64,
+    /// Causal's own casts carrying the part of a causal context that did
+    /// not fit in a data cast's header (large groups only).
+    pub causal_context_casts: u64,
 }

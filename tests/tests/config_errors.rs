@@ -28,14 +28,14 @@ async fn an_unknown_property_is_named() {
 async fn an_unavailable_property_is_named() {
     let err = join(
         JoinOptions::new("g")
-            .properties("Gmp:Sync:Total")
+            .properties("Gmp:Sync:Scale")
             .bind("127.0.0.1:0"),
     )
     .await
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "bad configuration: property Total is not available in this version of consort"
+        "bad configuration: property Scale is not available in this version of consort"
     );
 }
 

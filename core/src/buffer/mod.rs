@@ -14,5 +14,5 @@ mod pool;
 
 pub use pool::SLOT_OVERHEAD;
 pub(crate) use pool::{
-    MAX_HEADER, Msg, Pool, PoolError, PoolState, QueueSlices, Segments, SlotQueue,
+    MAX_HEADER, Msg, MsgQueue, Pool, PoolError, PoolState, QueueSlices, Segments, SlotQueue,
 };

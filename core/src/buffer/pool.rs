@@ -15,6 +15,8 @@ use serde::de::DeserializeOwned;
 pub const SLOT_OVERHEAD: usize = 12;
 const NONE: u16 = u16::MAX;
 const IN_USE: u16 = 1;
+/// Marks the first slot of each message queued in a [`MsgQueue`].
+const MSG_HEAD: u16 = 2;
 /// Largest header a layer may push (checked per header type at compile time).
 pub(crate) const MAX_HEADER: usize = 48;
 
@@ -177,6 +179,11 @@ impl<'a> Pool<'a> {
     /// Data bytes per slot.
     pub(crate) fn slot_size(&self) -> usize {
         self.st.slot_size as usize
+    }
+
+    /// Slots in all.
+    pub(crate) fn capacity(&self) -> usize {
+        self.st.slots as usize
     }
 
     /// Slots not in use.
@@ -747,6 +754,141 @@ impl Pool<'_> {
     }
 }
 
+/// A FIFO of whole messages (chains of any length), each with a `u32`
+/// tag, threaded through the pool's own links like [`SlotQueue`].
+///
+/// The messages are linked one after the other as one long chain; the first
+/// slot of each is flagged, which is how `pop_front` finds where the next
+/// one begins. The layers above Frag keep reassembled messages in it
+/// (Total, Causal and Agree hold casts until they may be delivered), so
+/// what they hold is bounded by the pool and costs no storage of its own.
+#[derive(Debug)]
+pub(crate) struct MsgQueue {
+    head: u16,
+    /// The last slot of the last message.
+    tail: u16,
+    len: u32,
+}
+
+impl Default for MsgQueue {
+    fn default() -> Self {
+        MsgQueue {
+            head: NONE,
+            tail: NONE,
+            len: 0,
+        }
+    }
+}
+
+impl MsgQueue {
+    /// Number of messages queued.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Pool<'_> {
+    /// Appends a message (any number of slots) with its tag.
+    pub(crate) fn msgq_push_back(&mut self, q: &mut MsgQueue, msg: Msg, tag: u32) {
+        let head = msg.into_raw();
+        let mut m = self.meta(head);
+        m.flags |= MSG_HEAD;
+        m.tag = tag;
+        self.set_meta(head, m);
+        let mut last = head;
+        loop {
+            let next = self.meta(last).next;
+            if next == NONE {
+                break;
+            }
+            last = next;
+        }
+        if q.tail == NONE {
+            q.head = head;
+        } else {
+            let mut t = self.meta(q.tail);
+            t.next = head;
+            self.set_meta(q.tail, t);
+        }
+        q.tail = last;
+        q.len += 1;
+    }
+
+    /// Removes the first message and its tag.
+    pub(crate) fn msgq_pop_front(&mut self, q: &mut MsgQueue) -> Option<(u32, Msg)> {
+        if q.head == NONE {
+            return None;
+        }
+        let head = q.head;
+        let mut hm = self.meta(head);
+        let tag = hm.tag;
+        hm.flags &= !MSG_HEAD;
+        self.set_meta(head, hm);
+        // Walk to the message's last slot: the one whose successor starts
+        // the next message (or ends the queue).
+        let mut last = head;
+        loop {
+            let next = self.meta(last).next;
+            if next == NONE || self.meta(next).flags & MSG_HEAD != 0 {
+                break;
+            }
+            last = next;
+        }
+        let mut lm = self.meta(last);
+        q.head = lm.next;
+        if q.head == NONE {
+            q.tail = NONE;
+        }
+        lm.next = NONE;
+        self.set_meta(last, lm);
+        q.len -= 1;
+        Some((tag, Msg { head }))
+    }
+
+    /// The tag of the first message.
+    pub(crate) fn msgq_front_tag(&self, q: &MsgQueue) -> Option<u32> {
+        (q.head != NONE).then(|| self.meta(q.head).tag)
+    }
+
+    /// The bytes of the first slot of the first message (where its
+    /// headers are), to read a header without taking the message out.
+    pub(crate) fn msgq_front_bytes(&self, q: &MsgQueue) -> Option<&[u8]> {
+        if q.head == NONE {
+            return None;
+        }
+        let m = self.meta(q.head);
+        Some(&self.data(q.head)[m.start as usize..m.end as usize])
+    }
+
+    /// Rewrites the tag of every queued message for which `f` returns one.
+    pub(crate) fn msgq_retag(&mut self, q: &MsgQueue, mut f: impl FnMut(u32) -> Option<u32>) {
+        let mut cur = q.head;
+        while cur != NONE {
+            let mut m = self.meta(cur);
+            if m.flags & MSG_HEAD != 0 {
+                if let Some(t) = f(m.tag) {
+                    m.tag = t;
+                    self.set_meta(cur, m);
+                }
+            }
+            cur = m.next;
+        }
+    }
+
+    /// Frees every message in the queue.
+    pub(crate) fn msgq_clear(&mut self, q: &mut MsgQueue) {
+        while let Some((_, m)) = self.msgq_pop_front(q) {
+            self.free(m);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -850,6 +992,43 @@ mod tests {
         assert_eq!(pool.queue_back_tag(&q), Some(7));
         assert_eq!(pool.queue_bytes(&q), 2);
         pool.queue_clear(&mut q);
+        assert!(q.is_empty());
+        assert_eq!(st.in_use(), 0);
+    }
+
+    #[test]
+    fn msg_queue_keeps_whole_chains_in_order() {
+        let mut arena = [0u8; 12 * (SLOT_OVERHEAD + 16)];
+        let mut st = pool_with(&mut arena, 16);
+        let mut pool = Pool::new(&mut arena, &mut st);
+        let mut q = MsgQueue::default();
+        let a: std::vec::Vec<u8> = (0..30).collect();
+        let b = [7u8; 5];
+        let c: std::vec::Vec<u8> = (100..140).collect();
+        for (i, bytes) in [&a[..], &b[..], &c[..]].iter().enumerate() {
+            let m = pool.alloc_with(2, 12, bytes).unwrap();
+            pool.msgq_push_back(&mut q, m, 10 + i as u32);
+        }
+        assert_eq!(q.len(), 3);
+        assert_eq!(pool.msgq_front_tag(&q), Some(10));
+        assert_eq!(pool.msgq_front_bytes(&q).unwrap(), &a[..12]);
+        pool.msgq_retag(&q, |t| (t == 11).then_some(99));
+        let (tag, m) = pool.msgq_pop_front(&mut q).unwrap();
+        assert_eq!(tag, 10);
+        let flat: std::vec::Vec<u8> = pool.segments(&m).flatten().copied().collect();
+        assert_eq!(flat, a);
+        pool.free(m);
+        let (tag, m) = pool.msgq_pop_front(&mut q).unwrap();
+        assert_eq!((tag, pool.len(&m)), (99, 5));
+        pool.free(m);
+        // A message pushed behind one already queued stays whole.
+        let m = pool.alloc_with(2, 12, &b).unwrap();
+        pool.msgq_push_back(&mut q, m, 3);
+        let (tag, m) = pool.msgq_pop_front(&mut q).unwrap();
+        let flat: std::vec::Vec<u8> = pool.segments(&m).flatten().copied().collect();
+        assert_eq!((tag, flat), (12, c));
+        pool.free(m);
+        pool.msgq_clear(&mut q);
         assert!(q.is_empty());
         assert_eq!(st.in_use(), 0);
     }

@@ -34,14 +34,20 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             return Err(SendError::Exited);
         }
         let len = match what {
-            Blocked::Cast(l) | Blocked::Send(_, l) => l,
+            Blocked::Cast(l) | Blocked::Send(_, l) | Blocked::Subcast(l) => l,
         };
         let max = self.max_message();
         if len > max {
             return Err(SendError::TooLarge { len, max });
         }
         let frags = len.div_ceil(self.geometry.frag_payload).max(1);
-        if self.status == Status::Blocked || self.shared.held.msgs > 0 {
+        let held = self.status == Status::Blocked || self.shared.held.msgs > 0;
+        if held && matches!(what, Blocked::Subcast(_)) {
+            // Sync would hold it with destinations ranked in a view that
+            // is about to end: it waits for the next view (`Writable`).
+            return Err(SendError::WouldBlock);
+        }
+        if held {
             // Held by Sync (for the next view, or behind what it still
             // releases after an install): bounded by its queue and the pool.
             // A held message stays in the pool until it is released, and
@@ -55,6 +61,21 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             {
                 return Err(SendError::WouldBlock);
             }
+            // When the ordering layers hold this member's casts until they
+            // are ordered (or stable), what Sync holds joins them once it
+            // is released: together they stay within the window. Else a
+            // member whose sequencer is gone could fill its own pool with
+            // casts that only the next view delivers, and leave Sync no
+            // room to release the rest, which that view change waits for.
+            if self.holds_deliveries() {
+                let held = self.shared.held;
+                let held_slots =
+                    held.bytes as usize / self.geometry.frag_payload.max(1) + held.msgs as usize;
+                let own = self.shared.unstable.msgs.max(self.shared.unordered.msgs) as usize;
+                if own + held_slots + frags > self.window_slots() {
+                    return Err(SendError::WouldBlock);
+                }
+            }
             return Ok(());
         }
         // Every member keeps this member's casts until they are stable (and
@@ -62,7 +83,11 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
         // member may have outstanding must fit in everybody's pool.
         let window = self.window_slots();
         let outstanding = match what {
-            Blocked::Cast(_) if self.spec.contains(LayerKind::Mnak) => self.shared.unstable.msgs,
+            // With Total, a member's casts are outstanding until they come
+            // back to it in total order too.
+            Blocked::Cast(_) | Blocked::Subcast(_) if self.spec.contains(LayerKind::Mnak) => {
+                self.shared.unstable.msgs.max(self.shared.unordered.msgs)
+            }
             Blocked::Send(to, _) if self.spec.contains(LayerKind::Pt2pt) => {
                 self.shared.unacked.get(to.index()).map_or(0, |b| b.msgs)
             }
@@ -85,7 +110,9 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
         }
         if self.spec.contains(LayerKind::Flow) {
             let ok = match what {
-                Blocked::Cast(l) => self.layers.flow.admits_cast(&self.shared, l),
+                Blocked::Cast(l) | Blocked::Subcast(l) => {
+                    self.layers.flow.admits_cast(&self.shared, l)
+                }
                 Blocked::Send(to, l) => self.layers.flow.admits_send(&self.shared, to, l),
             };
             if !ok {

@@ -74,6 +74,24 @@ pub(crate) const ADMISSION_RESERVE: usize = 16;
 /// Application events that can wait to be polled.
 const APP_QUEUE: usize = 32;
 
+/// [`Endpoint::window_slots`] for a pool of `capacity` slots and a view of
+/// `members`, in a stack whose ordering layers hold delivered casts back
+/// (`holding`): also what Total's sequencer lets stand unstable in its
+/// orders.
+///
+/// Each member's window is counted twice in every pool: Mnak's copies
+/// until they are stable, and room for the rest. When Total, Causal or
+/// Agree hold casts, a receiver keeps, besides Mnak's copy, the delivered
+/// copy until it may be delivered, and that copy outlives stability when
+/// the sequencer is gone: the window is then a third of each member's
+/// share, so that the other third stays free for the view change that
+/// releases them (Sync's held casts, the flush's retransmissions).
+pub(crate) fn window_slots(capacity: usize, members: usize, holding: bool) -> usize {
+    let shared = capacity.saturating_sub(2 * ADMISSION_RESERVE);
+    let shares = if holding { 3 } else { 2 };
+    (shared / (shares * members.max(1))).max(1)
+}
+
 /// An event waiting for [`Endpoint::poll_event`].
 #[derive(Debug)]
 enum AppItem {
@@ -92,6 +110,7 @@ enum AppItem {
 enum Blocked {
     Cast(usize),
     Send(Rank, usize),
+    Subcast(usize),
 }
 
 /// One member of one group: the sans-IO protocol state machine.
@@ -121,6 +140,9 @@ pub struct Endpoint<const M: usize, B> {
     status: Status,
     /// The latest time the caller has given, for work resumed by a poll.
     now: Instant,
+    /// While a view is being finished before an install: how many layers,
+    /// counted from the top, have yet to finish (see `finish_view`).
+    finishing: Option<u8>,
 }
 
 impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
@@ -274,6 +296,7 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             blocked: None,
             status,
             now: Instant::ZERO,
+            finishing: None,
         };
         // The first view is installed like any other: its event first, then
         // every layer starts it (timers from time zero: they catch up at the
@@ -471,6 +494,52 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
     ) -> Result<SendView, SendError> {
         let rank = self.view.rank_of(to).ok_or(SendError::NotAMember(to.0))?;
         self.send(now, rank, payload)
+    }
+
+    /// Sends `payload` to each of the members with these endpoint ids, as
+    /// one message (Maestro's `send(dests, msg)`), with a cast's guarantees:
+    /// FIFO with this member's casts, part of the virtual synchrony flush,
+    /// and ordered like a cast by Total, Causal and Agree. Each destination
+    /// receives it as an [`Event::Send`](crate::Event::Send). Needs the
+    /// Subcast layer ([`SendError::NotInStack`] otherwise).
+    ///
+    /// Unlike a cast, a subcast is not held for the next view during a view
+    /// change: it is refused with `WouldBlock` from `block_ok` until the
+    /// next view has started, and `Writable` says when to try again.
+    ///
+    /// ```
+    /// use consort_core::{Config, EndpointId, Endpoint, Event, Instant, Member};
+    /// let m = |i: u64| Member { id: EndpointId(i), addr: format!("127.0.0.1:{}", 7000 + i).parse().unwrap() };
+    /// let view = [m(1), m(2), m(3)];
+    /// let cfg = Config::new("g", EndpointId(1), 1).properties("Subcast");
+    /// let mut one = Endpoint::<8, _>::new(&cfg, &view, vec![0u8; 64 * 1024], 1024).unwrap();
+    /// one.send_to_many(Instant::ZERO, &[EndpointId(2), EndpointId(3)], b"to both").unwrap();
+    /// assert!(one.poll_transmit().is_some());
+    /// ```
+    pub fn send_to_many(
+        &mut self,
+        now: Instant,
+        to: &[EndpointId],
+        payload: &[u8],
+    ) -> Result<SendView, SendError> {
+        self.reclaim();
+        if !self.spec.contains(LayerKind::Subcast) {
+            return Err(SendError::NotInStack(LayerKind::Subcast));
+        }
+        let mut dest = crate::id::RankSet::EMPTY;
+        for id in to {
+            let rank = self.view.rank_of(*id).ok_or(SendError::NotAMember(id.0))?;
+            if rank == self.view.my_rank() {
+                return Err(SendError::SendToSelf);
+            }
+            dest.insert(rank);
+        }
+        self.admit(Blocked::Subcast(payload.len()))?;
+        let msg = self.build_msg(payload)?;
+        self.stats.sends += 1;
+        let view = self.send_view();
+        self.enter(now, Down::Subcast { to: dest, msg });
+        Ok(view)
     }
 
     fn build_msg(&mut self, payload: &[u8]) -> Result<Msg, SendError> {
@@ -674,11 +743,23 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
     /// member: the pool less its reserves, shared by the members of the
     /// view, with half kept free for early arrivals, deliveries on their way
     /// to the application, and stability that one member learns before
-    /// another. This is the memory bound of the protocol, enforced whether
+    /// another (two thirds with Total, Causal or Agree, which hold
+    /// deliveries back). This is the memory bound of the protocol, enforced whether
     /// or not the stack has Flow; Flow adds its byte window on top.
     pub fn window_slots(&self) -> usize {
-        let shared = self.pool.capacity().saturating_sub(2 * ADMISSION_RESERVE);
-        (shared / (2 * self.view.len().max(1))).max(1)
+        window_slots(
+            self.pool.capacity(),
+            self.view.len(),
+            self.holds_deliveries(),
+        )
+    }
+
+    /// Whether the stack has a layer that holds casts back from delivery
+    /// (Total, Causal, Agree).
+    fn holds_deliveries(&self) -> bool {
+        [LayerKind::Total, LayerKind::Causal, LayerKind::Agree]
+            .iter()
+            .any(|k| self.spec.contains(*k))
     }
 
     /// The largest datagram this endpoint sends or accepts (a pool slot).

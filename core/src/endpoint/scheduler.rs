@@ -15,6 +15,7 @@ pub(super) enum Op {
     Timeout,
     Resume,
     Install,
+    FinishView,
 }
 
 impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
@@ -44,6 +45,7 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             Op::Timeout => l.timeout(&mut cx),
             Op::Resume => l.resume(&mut cx),
             Op::Install => l.install(&mut cx),
+            Op::FinishView => l.finish_view(&mut cx),
         });
     }
 
@@ -78,7 +80,14 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
                     // view ahead of it has been handled, and those behind
                     // it too: they were caused in the old view.
                     let install = matches!(front.item, Item::Up(Up::Install { .. }));
-                    if install && self.queue.len() > 1 {
+                    // (Were only installs behind it, rotating would never
+                    // end; Gmp makes one install per view, and `install`
+                    // ignores one that finds no view waiting.)
+                    let only_installs = self
+                        .queue
+                        .iter()
+                        .all(|q| q.pos == TO_APP && matches!(q.item, Item::Up(Up::Install { .. })));
+                    if install && self.queue.len() > 1 && !only_installs {
                         if let Some(q) = self.queue.pop_front() {
                             let _ = self.queue.push_back(q);
                         }
@@ -89,6 +98,14 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
                     // `self.view`, which the install replaces.
                     if install && !self.app.is_empty() {
                         return;
+                    }
+                    // ... and once the layers that hold messages back have
+                    // delivered what the view still owes (see `finish_view`).
+                    if install && self.finish_view(now) {
+                        if let Some(q) = self.queue.pop_front() {
+                            let _ = self.queue.push_back(q);
+                        }
+                        continue;
                     }
                     if self.app.is_full() {
                         return;
@@ -120,6 +137,26 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             }
         }
         self.check_writable();
+    }
+
+    /// Lets the layers end the view, bottom-up (Layer::finish_view): each
+    /// is called once the events the layers below it emitted have all been
+    /// handled, and again while it emits more. Returns whether a layer
+    /// emitted events, which must run before the install; `false` once
+    /// every layer is done.
+    fn finish_view(&mut self, now: Instant) -> bool {
+        let mut pos = self.finishing.map_or(self.spec.layers().len(), usize::from);
+        while pos > 0 {
+            let before = self.queue.len();
+            self.call(now, pos - 1, Op::FinishView);
+            if self.queue.len() > before {
+                self.finishing = Some(pos as u8);
+                return true;
+            }
+            pos -= 1;
+        }
+        self.finishing = None;
+        false
     }
 
     fn free_item(&mut self, item: Item) {
@@ -230,6 +267,7 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
     fn exit(&mut self) {
         info!("left the group: {:?}", crate::fmt::Dbg(self.view.id()));
         self.status = Status::Left;
+        self.finishing = None;
         while let Some(q) = self.queue.pop_front() {
             self.free_item(q.item);
         }

@@ -1,7 +1,9 @@
 //! The micro-protocol layers, one file each, grouped by job as in Ensemble:
-//! `app/` (the application's end), `trans/` (transport: framing,
-//! reliability, stability, fragmentation), `flow/` (flow control) and
-//! `debug/` (fault injection for tests).
+//! `app/` (the application's end: Top, Local, Subcast), `trans/`
+//! (transport: framing, reliability, stability, fragmentation), `flow/`
+//! (flow control), `vsync/` (membership and virtual synchrony), `gossip/`
+//! (healing, switching), `order/` (Total, Causal, Agree) and `debug/`
+//! (fault injection for tests).
 //!
 //! # Writing a layer
 //! A layer implements [`Layer`]: `up` and `down` handle events, `timeout`
@@ -26,13 +28,15 @@ mod app;
 mod debug;
 mod flow;
 mod gossip;
+mod order;
 mod trans;
 mod vsync;
 
-pub(crate) use app::{Local, Top};
+pub(crate) use app::{Local, Subcast, Top};
 pub(crate) use debug::DropLayer;
 pub(crate) use flow::Flow;
 pub(crate) use gossip::{Heal, Switch};
+pub(crate) use order::{Agree, Causal, Total};
 pub(crate) use trans::{Bottom, Frag, Mnak, Pt2pt, Stable};
 pub(crate) use vsync::{Gmp, HELD_MAX, Primary, Slander, Suspect, Sync, flush_ok_extra};
 
@@ -77,6 +81,17 @@ pub(crate) trait Layer<const M: usize> {
     /// held casts, Heal's former members) keep it and may act on it here.
     fn install(&mut self, _cx: &mut Cx<'_, M>) {}
 
+    /// The view is about to end: the flush is over and the next view is
+    /// about to be installed. A layer that holds messages back (Total,
+    /// Causal, Agree) delivers now what it still may, in an order every
+    /// survivor of the view computes alike, and frees the rest.
+    ///
+    /// The scheduler calls it bottom-up, once every event caused by the
+    /// layers below has been handled, and calls it again as long as it
+    /// emits events (a layer emits only what the queue has room for and
+    /// continues at the next call). A call that emits nothing means done.
+    fn finish_view(&mut self, _cx: &mut Cx<'_, M>) {}
+
     /// The largest header the layer pushes on one message.
     fn max_header() -> usize
     where
@@ -93,6 +108,10 @@ pub(crate) struct Layers<const M: usize> {
     pub(crate) gmp: Gmp<M>,
     pub(crate) slander: Slander,
     pub(crate) sync: Sync,
+    pub(crate) subcast: Subcast,
+    pub(crate) total: Total<M>,
+    pub(crate) causal: Causal<M>,
+    pub(crate) agree: Agree<M>,
     pub(crate) suspect: Suspect<M>,
     pub(crate) local: Local,
     pub(crate) frag: Frag<M>,
@@ -124,6 +143,10 @@ macro_rules! on_layer {
             K::Gmp => { let $l = $($b)* $layers.gmp; $body }
             K::Slander => { let $l = $($b)* $layers.slander; $body }
             K::Sync => { let $l = $($b)* $layers.sync; $body }
+            K::Subcast => { let $l = $($b)* $layers.subcast; $body }
+            K::Total => { let $l = $($b)* $layers.total; $body }
+            K::Causal => { let $l = $($b)* $layers.causal; $body }
+            K::Agree => { let $l = $($b)* $layers.agree; $body }
             K::Suspect => { let $l = $($b)* $layers.suspect; $body }
             K::Local => { let $l = $($b)* $layers.local; $body }
             K::Frag => { let $l = $($b)* $layers.frag; $body }
@@ -148,6 +171,10 @@ pub(crate) fn max_header<const M: usize>(kind: LayerKind) -> usize {
         LayerKind::Gmp => <Gmp<M> as Layer<M>>::max_header(),
         LayerKind::Slander => <Slander as Layer<M>>::max_header(),
         LayerKind::Sync => <Sync as Layer<M>>::max_header(),
+        LayerKind::Subcast => <Subcast as Layer<M>>::max_header(),
+        LayerKind::Total => <Total<M> as Layer<M>>::max_header(),
+        LayerKind::Causal => <Causal<M> as Layer<M>>::max_header(),
+        LayerKind::Agree => <Agree<M> as Layer<M>>::max_header(),
         LayerKind::Suspect => <Suspect<M> as Layer<M>>::max_header(),
         LayerKind::Local => <Local as Layer<M>>::max_header(),
         LayerKind::Frag => <Frag<M> as Layer<M>>::max_header(),
@@ -182,6 +209,10 @@ impl<const M: usize> Layers<M> {
             gmp: Gmp::new(setup.sync, setup.founder),
             slander: Slander::default(),
             sync: Sync::default(),
+            subcast: Subcast,
+            total: Total::new(),
+            causal: Causal::new(),
+            agree: Agree::new(),
             suspect: Suspect::new(),
             local: Local,
             frag: Frag::new(params),

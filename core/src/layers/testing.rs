@@ -187,6 +187,11 @@ impl<const M: usize> Harness<M> {
         self.run(layer, |l, cx| l.install(cx));
     }
 
+    /// Lets the layer end the view (the scheduler's `finish_view`).
+    pub(crate) fn run_finish<L: Layer<M>>(&mut self, layer: &mut L) {
+        self.run(layer, |l, cx| l.finish_view(cx));
+    }
+
     /// Lets the layer continue pending work.
     pub(crate) fn resume<L: Layer<M>>(&mut self, layer: &mut L) {
         self.run(layer, |l, cx| l.resume(cx));

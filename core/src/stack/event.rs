@@ -24,6 +24,11 @@ pub(crate) enum Down {
     /// Send `msg` to the member at `to`. `reliable: false` marks a control
     /// message (an ack, a retransmission) that Pt2pt must not sequence.
     Send { to: Rank, msg: Msg, reliable: bool },
+    /// Send `msg` to the members in `to` (the application's
+    /// `send_to_many`). Subcast turns it into a cast that the others drop;
+    /// it arrives as [`Up::Send`]. Layers above Subcast that put a header on
+    /// sends put the same one on it.
+    Subcast { to: RankSet, msg: Msg },
     /// Send `msg` to an address that may be outside the view, for the peer
     /// layer `layer` (joins, merges, view installation). Layers between
     /// pass it on without a header; only `layer`'s peer reads it.
@@ -112,9 +117,10 @@ impl Down {
     /// The message this event carries, if any.
     pub(crate) fn into_msg(self) -> Option<Msg> {
         match self {
-            Down::Cast { msg, .. } | Down::Send { msg, .. } | Down::Foreign { msg, .. } => {
-                Some(msg)
-            }
+            Down::Cast { msg, .. }
+            | Down::Send { msg, .. }
+            | Down::Subcast { msg, .. }
+            | Down::Foreign { msg, .. } => Some(msg),
             Down::Ready { msg } => msg,
             _ => None,
         }

@@ -70,6 +70,10 @@ pub(crate) struct Shared<const M: usize> {
     pub(crate) holder: [Rank; M],
     /// Mnak: my own casts not yet stable.
     pub(crate) unstable: Backlog,
+    /// Total: my own casts not yet delivered back to me in total order.
+    /// The endpoint bounds it like `unstable`: a member cannot run ahead of
+    /// the sequencer, and what every member holds unordered stays bounded.
+    pub(crate) unordered: Backlog,
     /// Pt2pt: my sends to each member not yet acknowledged.
     pub(crate) unacked: [Backlog; M],
     /// Gmp: members considered failed in the view change under way: no one
@@ -124,6 +128,7 @@ impl<const M: usize> Shared<M> {
             numcast: [0; M],
             holder: [Rank(0); M],
             unstable: Backlog::default(),
+            unordered: Backlog::default(),
             unacked: [Backlog::default(); M],
             failed: RankSet::EMPTY,
             limit: [u32::MAX; M],

@@ -33,6 +33,14 @@ pub enum LayerKind {
     Slander,
     /// Virtual synchrony: blocks, holds next-view casts, delivers the cut.
     Sync,
+    /// Sends to a subset of the view, carried as casts (`send_to_many`).
+    Subcast,
+    /// Total order: a sequencer (the coordinator) orders every cast.
+    Total,
+    /// Causal order: vector timestamps, delivery once causally ready.
+    Causal,
+    /// Agreed (safe) delivery: a cast is delivered once every member has it.
+    Agree,
     /// Failure detection by pings.
     Suspect,
     /// Delivers a member's own casts back to it.
@@ -55,7 +63,7 @@ pub enum LayerKind {
 
 impl LayerKind {
     /// Every layer this version provides.
-    pub const ALL: [LayerKind; 16] = [
+    pub const ALL: [LayerKind; 20] = [
         LayerKind::Top,
         LayerKind::Primary,
         LayerKind::Switch,
@@ -72,6 +80,11 @@ impl LayerKind {
         LayerKind::Mnak,
         LayerKind::Drop,
         LayerKind::Bottom,
+        // Later additions go last: a layer's code is its index here.
+        LayerKind::Subcast,
+        LayerKind::Total,
+        LayerKind::Causal,
+        LayerKind::Agree,
     ];
 
     /// The layer's name in stack strings.
@@ -93,6 +106,10 @@ impl LayerKind {
             LayerKind::Mnak => "Mnak",
             LayerKind::Drop => "Drop",
             LayerKind::Bottom => "Bottom",
+            LayerKind::Subcast => "Subcast",
+            LayerKind::Total => "Total",
+            LayerKind::Causal => "Causal",
+            LayerKind::Agree => "Agree",
         }
     }
 
@@ -138,6 +155,13 @@ impl LayerKind {
             LayerKind::Slander => &[LayerKind::Suspect],
             // These work on the views Gmp makes.
             LayerKind::Heal | LayerKind::Primary | LayerKind::Switch => &[LayerKind::Gmp],
+            // Ordering sees a member's own casts only through Local's
+            // loopback, in the order they went down.
+            LayerKind::Total | LayerKind::Causal => &[LayerKind::Local],
+            // Safe delivery waits for Stable's stability vector.
+            LayerKind::Agree => &[LayerKind::Local, LayerKind::Stable],
+            // A subcast is a cast that non-destinations drop.
+            LayerKind::Subcast => &[LayerKind::Mnak],
             _ => &[],
         }
     }
@@ -170,11 +194,8 @@ const ENSEMBLE_LAYERS: &[&str] = &[
     "Vsync",
     "Sequencer",
     "Seqbb",
-    "Total",
     "Tops",
     "Collect",
-    "Causal",
-    "Subcast",
     "Mflow",
     "Pt2ptw",
     "Window",
@@ -321,6 +342,17 @@ impl StackSpec {
             (LayerKind::Gmp, has(Property::Gmp)),
             (LayerKind::Slander, has(Property::Slander)),
             (LayerKind::Sync, has(Property::Sync)),
+            // Below Sync (casts it holds enter them in the next view),
+            // above Local (a member's own casts come back up through them)
+            // and above Frag (they order whole messages). Subcast is above
+            // the ordering layers, so subcasts are ordered like casts;
+            // Agree is below Total, so Total orders only safe casts (and
+            // its order messages are safe too); Suspect below them all
+            // sees arrivals at once.
+            (LayerKind::Subcast, has(Property::Subcast)),
+            (LayerKind::Total, has(Property::Total)),
+            (LayerKind::Causal, has(Property::Causal)),
+            (LayerKind::Agree, has(Property::Agree)),
             (LayerKind::Suspect, has(Property::Suspect)),
             (LayerKind::Local, true),
             (LayerKind::Frag, has(Property::Frag)),
@@ -353,9 +385,13 @@ impl StackSpec {
     }
 
     /// Properties this version provides.
-    pub const AVAILABLE: [Property; 11] = [
+    pub const AVAILABLE: [Property; 15] = [
         Property::Gmp,
         Property::Sync,
+        Property::Total,
+        Property::Causal,
+        Property::Agree,
+        Property::Subcast,
         Property::Heal,
         Property::Switch,
         Property::Suspect,
@@ -413,6 +449,20 @@ impl StackSpec {
                     needs: LayerKind::Sync,
                 });
             }
+            // With membership, what the ordering layers hold at the end of
+            // a view is only the same at every survivor after Sync's flush;
+            // and a subcast held for the next view must be held above the
+            // layer that writes its destinations in that view's ranks.
+            let orders = matches!(
+                kind,
+                LayerKind::Total | LayerKind::Causal | LayerKind::Agree | LayerKind::Subcast
+            );
+            if orders && l.contains(&LayerKind::Gmp) && !l[..i].contains(&LayerKind::Sync) {
+                return Err(ConfigError::NeedsAbove {
+                    layer: *kind,
+                    needs: LayerKind::Sync,
+                });
+            }
             if let Some(needs) = kind.needs_above().iter().find(|n| !l[..i].contains(n)) {
                 return Err(ConfigError::NeedsAbove {
                     layer: *kind,
@@ -460,6 +510,10 @@ fn layer_property(kind: LayerKind) -> Property {
         LayerKind::Frag => Property::Frag,
         LayerKind::Flow => Property::Flow,
         LayerKind::Drop => Property::Drop,
+        LayerKind::Subcast => Property::Subcast,
+        LayerKind::Total => Property::Total,
+        LayerKind::Causal => Property::Causal,
+        LayerKind::Agree => Property::Agree,
         _ => Property::Local,
     }
 }
@@ -504,8 +558,8 @@ mod tests {
             Err(ConfigError::UnknownProperty(name("Fragg")))
         );
         assert_eq!(
-            StackSpec::from_properties("Gmp:Total"),
-            Err(ConfigError::PropertyNotAvailable(Property::Total))
+            StackSpec::from_properties("Gmp:Scale"),
+            Err(ConfigError::PropertyNotAvailable(Property::Scale))
         );
         assert_eq!(
             StackSpec::from_properties("Sync:Frag"),
@@ -546,6 +600,52 @@ mod tests {
                 needs: LayerKind::Sync
             })
         );
+    }
+
+    #[test]
+    fn ordering_properties_sit_between_sync_and_local() {
+        let s = StackSpec::from_properties("Gmp:Sync:Heal:Frag:Suspect:Flow:Total").unwrap();
+        assert_eq!(
+            s.to_string(),
+            "Top:Heal:Gmp:Sync:Total:Suspect:Local:Frag:Flow:Pt2pt:Stable:Mnak:Bottom"
+        );
+        let s = StackSpec::from_properties("Gmp:Sync:Frag:Suspect:Flow:Agree:Total:Causal:Subcast")
+            .unwrap();
+        assert_eq!(
+            s.to_string(),
+            "Top:Gmp:Sync:Subcast:Total:Causal:Agree:Suspect:Local:Frag:Flow:Pt2pt:Stable:Mnak:Bottom"
+        );
+        assert_eq!(StackSpec::from_layers(&s.to_string()), Ok(s));
+        // A static group orders without membership.
+        let s = StackSpec::from_properties("Frag:Total").unwrap();
+        assert_eq!(
+            s.to_string(),
+            "Top:Total:Local:Frag:Pt2pt:Stable:Mnak:Bottom"
+        );
+        // With membership, the flush must come first.
+        assert_eq!(
+            StackSpec::from_properties("Gmp:Total"),
+            Err(ConfigError::PropertyNeeds {
+                property: Property::Total,
+                needs: Property::Sync
+            })
+        );
+        assert_eq!(
+            StackSpec::from_layers("Top:Gmp:Total:Sync:Local:Pt2pt:Stable:Mnak:Bottom"),
+            Err(ConfigError::NeedsAbove {
+                layer: LayerKind::Total,
+                needs: LayerKind::Sync
+            })
+        );
+        // Ordering needs the member's own casts looped back by Local.
+        assert_eq!(
+            StackSpec::from_layers("Top:Local:Total:Pt2pt:Stable:Mnak:Bottom"),
+            Err(ConfigError::NeedsBelow {
+                layer: LayerKind::Total,
+                needs: LayerKind::Local
+            })
+        );
+        assert!(StackSpec::from_layers("Top:Agree:Causal:Local:Pt2pt:Stable:Mnak:Bottom").is_ok());
     }
 
     #[test]

@@ -135,6 +135,40 @@ pub struct Exercised {
     pub virtual_ms: u64,
     /// What membership did (all zero in a static group).
     pub membership: MembershipWork,
+    /// What the ordering layers did (all zero without them).
+    pub ordering: OrderingWork,
+}
+
+/// What Total, Causal and Agree did, summed over runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrderingWork {
+    /// Order messages sent by Total's sequencers.
+    pub orders: u64,
+    /// Casts held on arrival (waiting for an order, a causal predecessor,
+    /// or stability), counted at every member.
+    pub held: u64,
+    /// Casts delivered while a view ended, after the flush.
+    pub end_of_view: u64,
+    /// Casts Causal discarded at the end of a view (a predecessor reached
+    /// no survivor).
+    pub causal_discarded: u64,
+    /// Causal's context casts (vector entries that did not fit a header).
+    pub causal_context: u64,
+}
+
+impl OrderingWork {
+    fn add(&mut self, o: &OrderingWork) {
+        self.orders += o.orders;
+        self.held += o.held;
+        self.end_of_view += o.end_of_view;
+        self.causal_discarded += o.causal_discarded;
+        self.causal_context += o.causal_context;
+    }
+
+    /// Whether any ordering layer did anything.
+    pub fn any(&self) -> bool {
+        *self != OrderingWork::default()
+    }
 }
 
 impl Exercised {
@@ -229,6 +263,12 @@ impl Exercised {
             m.sends_to_departed += s.sends_to_departed;
             m.wrong_view += s.wrong_view;
             m.not_member += s.not_member;
+            let o = &mut e.ordering;
+            o.orders += s.total_orders;
+            o.held += s.order_held;
+            o.end_of_view += s.end_of_view_deliveries;
+            o.causal_discarded += s.causal_discarded;
+            o.causal_context += s.causal_context_casts;
             let (_, peak, total) = node.pool_usage();
             e.peak_pool_percent = e.peak_pool_percent.max((peak * 100 / total.max(1)) as u64);
             e.timer_repeats += node.timer_repeats();
@@ -263,6 +303,7 @@ impl Exercised {
         self.timer_repeats += o.timer_repeats;
         self.virtual_ms += o.virtual_ms;
         self.membership.add(&o.membership);
+        self.ordering.add(&o.ordering);
     }
 
     /// One line, for a verbose per-seed listing.
@@ -289,7 +330,16 @@ impl Exercised {
         } else {
             String::new()
         };
-        self.one_line_traffic() + &churn
+        let o = &self.ordering;
+        let ordering = if o.any() {
+            format!(
+                "; {} orders, {} held, {} at end of view, {} causal discards",
+                o.orders, o.held, o.end_of_view, o.causal_discarded
+            )
+        } else {
+            String::new()
+        };
+        self.one_line_traffic() + &churn + &ordering
     }
 
     fn one_line_traffic(&self) -> String {
@@ -374,6 +424,15 @@ impl fmt::Display for Exercised {
                 f,
                 "  failures:    {} suspicions; {} leave() calls, {} Exit events; {} datagrams from another view, {} from non-members",
                 m.suspicions, m.leaves, m.exits, m.wrong_view, m.not_member
+            )?;
+        }
+        let o = &self.ordering;
+        if o.any() {
+            writeln!(f)?;
+            write!(
+                f,
+                "  ordering:    {} order messages; {} casts held on arrival, {} delivered at the end of a view; {} causal discards, {} causal context casts",
+                o.orders, o.held, o.end_of_view, o.causal_discarded, o.causal_context
             )?;
         }
         Ok(())

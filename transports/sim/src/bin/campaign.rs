@@ -123,6 +123,19 @@ fn given(args: &Args, kind: FaultKind) -> Option<f64> {
     }
 }
 
+/// Whether `properties` have membership but not Heal while some of `faults`
+/// need a group to find itself again.
+fn needs_heal(properties: &str, faults: &[Fault]) -> bool {
+    let has = |name: &str| properties.split(':').any(|p| p.eq_ignore_ascii_case(name));
+    let finding = faults.iter().any(|f| {
+        matches!(
+            f.kind(),
+            FaultKind::Partition | FaultKind::Restart | FaultKind::Join | FaultKind::Leave
+        )
+    });
+    has("Gmp") && !has("Heal") && finding
+}
+
 /// Turns the arguments into a run configuration, or says what is wrong.
 fn configure(args: &Args) -> Result<RunConfig, String> {
     let protocol = match (&args.stack, &args.properties) {
@@ -163,6 +176,15 @@ fn configure(args: &Args) -> Result<RunConfig, String> {
             args.duration
         ));
     }
+    // Partitions, restarts, joins and leaves need a group that finds itself
+    // again, which is Heal's work: a property list with Gmp but without Heal
+    // gets it (`main` says so), rather than a campaign that cannot pass.
+    let protocol = match protocol {
+        Protocol::Properties(p) if needs_heal(&p, &faults) => {
+            Protocol::Properties(format!("{p}:Heal"))
+        }
+        other => other,
+    };
     let mut config = RunConfig::new(args.members, protocol);
     config.params = args.params.clone();
     config.faults = faults;
@@ -224,6 +246,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let (Some(asked), Protocol::Properties(used)) = (&args.properties, &config.protocol) {
+        if asked != used {
+            println!(
+                "campaign: properties {asked} with Heal added ({used}): partitions, restarts, joins and leaves need it, or an endpoint never finds the group again"
+            );
+        }
+    }
     let stack = config.validate().map(|s| s.to_string()).unwrap_or_default();
     let faults: Vec<String> = config.faults.iter().map(Fault::to_string).collect();
     println!(
@@ -263,7 +292,25 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    verdicts::print(&reports, args.verbose, args.show, |seed| {
-        replay(&config, &args, seed)
-    })
+    // The ordering layers must have had work to do somewhere in the
+    // campaign. Not in every run: in one where the group never holds
+    // together long enough, Total may have nothing to order.
+    let idle = |total: &consort_sim::Exercised| {
+        let o = &total.ordering;
+        let mut idle = Vec::new();
+        if stack.split(':').any(|l| l == "Total") && total.cast_deliveries > 0 && o.orders == 0 {
+            idle.push("Total never ordered a cast");
+        }
+        if stack.split(':').any(|l| l == "Agree") && total.cast_deliveries > 0 && o.held == 0 {
+            idle.push("Agree never held a cast back");
+        }
+        idle
+    };
+    verdicts::print(
+        &reports,
+        args.verbose,
+        args.show,
+        |seed| replay(&config, &args, seed),
+        idle,
+    )
 }

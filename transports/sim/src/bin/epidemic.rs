@@ -175,7 +175,13 @@ fn check(a: &CheckArgs) -> ExitCode {
         config.settle.as_secs_f64()
     );
     let outcomes = run_all(&config, a.first_seed, a.seeds);
-    verdicts::print(&outcomes, a.verbose, SHOWN, |seed| replay(a, seed))
+    verdicts::print(
+        &outcomes,
+        a.verbose,
+        SHOWN,
+        |seed| replay(a, seed),
+        |_| Vec::new(),
+    )
 }
 
 fn main() -> ExitCode {

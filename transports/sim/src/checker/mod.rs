@@ -5,7 +5,9 @@
 //! what it found wrong given the nodes' final state. A [`Checker`] holds the
 //! checks that apply to a run's stack: FIFO and reliability only where the
 //! layers that promise them are present, self-delivery only with `Local`,
-//! liveness only with `Gmp`, the primary chain only with `Primary`.
+//! liveness only with `Gmp`, the primary chain only with `Primary`, total
+//! order with `Total`, causal order with `Causal`, safe delivery with
+//! `Agree`.
 //!
 //! Every check sees each record together with [`Views`]: which view each
 //! process is in, and which view each message was sent in. Properties are
@@ -18,6 +20,7 @@
 
 mod buffers;
 mod busy_timer;
+mod causal_order;
 mod exit_last;
 mod fifo;
 mod liveness;
@@ -26,8 +29,10 @@ mod no_duplicate;
 mod primary;
 mod progress;
 mod reliable;
+mod safe_delivery;
 mod self_delivery;
 mod sender_view;
+mod total_order;
 mod view_agreement;
 pub mod views;
 mod virtual_synchrony;
@@ -35,6 +40,7 @@ mod well_formed;
 
 pub use buffers::BuffersReleased;
 pub use busy_timer::BusyTimer;
+pub use causal_order::CausalOrder;
 pub use exit_last::ExitLast;
 pub use fifo::Fifo;
 pub use liveness::Liveness;
@@ -43,8 +49,10 @@ pub use no_duplicate::NoDuplicate;
 pub use primary::PrimaryChain;
 pub use progress::Progress;
 pub use reliable::Reliable;
+pub use safe_delivery::SafeDelivery;
 pub use self_delivery::SelfDelivery;
 pub use sender_view::SenderView;
+pub use total_order::TotalOrder;
 pub use view_agreement::ViewAgreement;
 pub use views::Views;
 pub use virtual_synchrony::VirtualSynchrony;
@@ -180,7 +188,9 @@ impl Checker {
     /// Mnak and for sends by Pt2pt; without them a stack promises neither.
     /// Self-delivery is promised by Local, virtual synchrony by Sync (in a
     /// static group, trivially), liveness by Gmp (its bound comes from
-    /// `params`), the chain of primary views by Primary.
+    /// `params`), the chain of primary views by Primary, total order by
+    /// Total (the stronger form with Agree), causal order by Causal, safe
+    /// delivery by Agree.
     pub fn for_run(stack: &StackSpec, params: &Params) -> Self {
         let casts = stack.contains(LayerKind::Mnak);
         let sends = stack.contains(LayerKind::Pt2pt);
@@ -212,6 +222,16 @@ impl Checker {
         }
         if stack.contains(LayerKind::Primary) {
             checks.push(Box::new(PrimaryChain::new()));
+        }
+        let agree = stack.contains(LayerKind::Agree);
+        if stack.contains(LayerKind::Total) {
+            checks.push(Box::new(TotalOrder::new(agree)));
+        }
+        if stack.contains(LayerKind::Causal) {
+            checks.push(Box::new(CausalOrder::new()));
+        }
+        if agree {
+            checks.push(Box::new(SafeDelivery::new()));
         }
         Checker {
             checks,

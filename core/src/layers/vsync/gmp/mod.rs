@@ -11,7 +11,7 @@
 //! member's share of the flush; without it views change without virtual
 //! synchrony, as Ensemble's `Gmp` alone did.
 //!
-//! Header: on every cast and send, and on its own foreign messages.
+//! Header: on every cast, send and subcast, and on its own foreign messages.
 
 mod blob;
 mod wire;
@@ -323,7 +323,11 @@ impl<const M: usize> Gmp<M> {
     /// Starts (or restarts) an attempt if this member coordinates and
     /// something must change.
     fn elect(&mut self, cx: &mut Cx<'_, M>) {
-        if self.exited {
+        // Once the next view is waiting to be installed, this view is over:
+        // what is still handled in it (the layers that hold casts deliver
+        // them first, `Layer::finish_view`) must not start a view change of
+        // it. A suspicion that arrives now is the next view's business.
+        if self.exited || cx.shared.next.is_some() {
             return;
         }
         if self.coordinator(cx) != cx.me() {
@@ -419,7 +423,12 @@ impl<const M: usize> Gmp<M> {
     /// A member's side of a Block (this member's own included).
     fn accept_block(&mut self, cx: &mut Cx<'_, M>, from: Rank, b: Block) {
         let lowest = cx.view.ranks().find(|r| !b.failed.contains(*r));
-        if lowest != Some(from) || b.failed.contains(cx.me()) || self.exited {
+        // Nor does it follow one (see `elect`).
+        if lowest != Some(from)
+            || b.failed.contains(cx.me())
+            || self.exited
+            || cx.shared.next.is_some()
+        {
             return;
         }
         // Once this member has followed an attempt that treats a member as
@@ -1536,6 +1545,14 @@ impl<const M: usize> Layer<M> for Gmp<M> {
             } => {
                 if cx.pool.push_header(&mut msg, &Hdr::Data).is_ok() {
                     cx.down(Down::Send { to, msg, reliable });
+                } else {
+                    cx.free(msg);
+                }
+            }
+            // A subcast arrives as a send: it carries a send's header.
+            Down::Subcast { to, mut msg } => {
+                if cx.pool.push_header(&mut msg, &Hdr::Data).is_ok() {
+                    cx.down(Down::Subcast { to, msg });
                 } else {
                     cx.free(msg);
                 }
