@@ -207,6 +207,33 @@ impl<const M: usize> Harness<M> {
         core::mem::take(&mut self.down)
     }
 
+    /// Passes a reliable cast from rank `from` up into the layer.
+    pub(crate) fn cast_up<L: Layer<M>>(&mut self, layer: &mut L, from: u16, msg: Msg) {
+        self.up(
+            layer,
+            Up::Cast {
+                from: Rank(from),
+                msg,
+                reliable: true,
+            },
+        );
+    }
+
+    /// (sender, first byte) of every cast the layer delivered up since the
+    /// last call; frees what it took.
+    pub(crate) fn delivered_casts(&mut self) -> Vec<(u16, u8)> {
+        let up = self.take_up();
+        let out = up
+            .iter()
+            .filter_map(|e| match e {
+                Up::Cast { from, msg, .. } => Some((from.0, self.pool().head_bytes(msg)[0])),
+                _ => None,
+            })
+            .collect();
+        self.finish(up);
+        out
+    }
+
     /// Frees the messages of events a test has looked at.
     pub(crate) fn finish<E: Into<Item>>(&mut self, events: Vec<E>) {
         for e in events {

@@ -177,33 +177,7 @@ impl<const M: usize> Layer<M> for Agree<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::Msg;
     use crate::layers::testing::Harness;
-    use std::vec::Vec;
-
-    fn up(h: &mut Harness<8>, a: &mut Agree<8>, from: u16, msg: Msg) {
-        h.up(
-            a,
-            Up::Cast {
-                from: Rank(from),
-                msg,
-                reliable: true,
-            },
-        );
-    }
-
-    fn delivered(h: &mut Harness<8>) -> Vec<(u16, u8)> {
-        let up = h.take_up();
-        let out = up
-            .iter()
-            .filter_map(|e| match e {
-                Up::Cast { from, msg, .. } => Some((from.0, h.pool().head_bytes(msg)[0])),
-                _ => None,
-            })
-            .collect();
-        h.finish(up);
-        out
-    }
 
     fn stable(h: &mut Harness<8>, a: &mut Agree<8>, vector: &[u32]) {
         h.shared.stability[..vector.len()].copy_from_slice(vector);
@@ -217,18 +191,18 @@ mod tests {
         // Mnak has delivered two casts of 1 (it counted both first).
         h.shared.received[1] = 2;
         let m = h.msg(&[10]);
-        up(&mut h, &mut a, 1, m);
+        h.cast_up(&mut a, 1, m);
         let m = h.msg(&[11]);
-        up(&mut h, &mut a, 1, m);
+        h.cast_up(&mut a, 1, m);
         h.shared.received[2] = 5;
         let m = h.msg(&[20]);
-        up(&mut h, &mut a, 2, m);
-        assert!(delivered(&mut h).is_empty());
+        h.cast_up(&mut a, 2, m);
+        assert!(h.delivered_casts().is_empty());
         stable(&mut h, &mut a, &[0, 1, 5]);
         // 1's marks are 2 (a conservative bound): not yet; 2's is 5: safe.
-        assert_eq!(delivered(&mut h), [(2, 20)]);
+        assert_eq!(h.delivered_casts(), [(2, 20)]);
         stable(&mut h, &mut a, &[0, 2, 5]);
-        assert_eq!(delivered(&mut h), [(1, 10), (1, 11)]);
+        assert_eq!(h.delivered_casts(), [(1, 10), (1, 11)]);
         assert_eq!(h.in_use(), 0);
     }
 
@@ -238,20 +212,20 @@ mod tests {
         let mut a = Agree::<8>::new();
         // Local's copy comes up before Mnak numbers the cast.
         let m = h.msg(&[1]);
-        up(&mut h, &mut a, 0, m);
+        h.cast_up(&mut a, 0, m);
         // Everything Mnak numbered so far is stable; this cast was not yet
         // among it, so it must wait.
         stable(&mut h, &mut a, &[0, 0]);
-        assert!(delivered(&mut h).is_empty());
+        assert!(h.delivered_casts().is_empty());
         assert!(Layer::<8>::pending(&a));
         // The queue empties: Mnak has numbered it as cast 7 of 7.
         h.shared.received[0] = 7;
         h.resume(&mut a);
-        assert!(delivered(&mut h).is_empty());
+        assert!(h.delivered_casts().is_empty());
         stable(&mut h, &mut a, &[6, 0]);
-        assert!(delivered(&mut h).is_empty());
+        assert!(h.delivered_casts().is_empty());
         stable(&mut h, &mut a, &[7, 0]);
-        assert_eq!(delivered(&mut h), [(0, 1)]);
+        assert_eq!(h.delivered_casts(), [(0, 1)]);
         assert!(!Layer::<8>::pending(&a));
     }
 
@@ -262,13 +236,13 @@ mod tests {
         for (from, b, rcv) in [(1, 10, 1), (0, 0, 1), (1, 11, 2)] {
             h.shared.received[from as usize] = rcv;
             let m = h.msg(&[b]);
-            up(&mut h, &mut a, from, m);
+            h.cast_up(&mut a, from, m);
         }
         h.shared.failed.insert(Rank(0));
         stable(&mut h, &mut a, &[1, 2, 0]);
-        assert!(delivered(&mut h).is_empty());
+        assert!(h.delivered_casts().is_empty());
         h.run_finish(&mut a);
-        assert_eq!(delivered(&mut h), [(0, 0), (1, 10), (1, 11)]);
+        assert_eq!(h.delivered_casts(), [(0, 0), (1, 10), (1, 11)]);
         assert_eq!(h.stats.end_of_view_deliveries, 3);
         h.run_finish(&mut a);
         assert!(h.take_up().is_empty());
@@ -282,15 +256,15 @@ mod tests {
         h.shared.received[1] = 30;
         for b in 0..30 {
             let m = h.msg(&[b]);
-            up(&mut h, &mut a, 1, m);
+            h.cast_up(&mut a, 1, m);
         }
         h.squeeze_queue(2 * crate::stack::FANOUT + 4);
         stable(&mut h, &mut a, &[0, 30]);
-        let first = delivered(&mut h).len();
+        let first = h.delivered_casts().len();
         assert!(first < 30 && Layer::<8>::pending(&a));
         h.unsqueeze_queue();
         h.resume(&mut a);
-        assert_eq!(first + delivered(&mut h).len(), 30);
+        assert_eq!(first + h.delivered_casts().len(), 30);
         assert_eq!(h.in_use(), 0);
     }
 }

@@ -356,30 +356,6 @@ mod tests {
         m
     }
 
-    fn up(h: &mut Harness<8>, c: &mut Causal<8>, from: u16, msg: Msg) {
-        h.up(
-            c,
-            Up::Cast {
-                from: Rank(from),
-                msg,
-                reliable: true,
-            },
-        );
-    }
-
-    fn delivered(h: &mut Harness<8>) -> Vec<(u16, u8)> {
-        let up = h.take_up();
-        let out = up
-            .iter()
-            .filter_map(|e| match e {
-                Up::Cast { from, msg, .. } => Some((from.0, h.pool().head_bytes(msg)[0])),
-                _ => None,
-            })
-            .collect();
-        h.finish(up);
-        out
-    }
-
     fn down_headers(h: &mut Harness<8>) -> Vec<Hdr> {
         let mut out = Vec::new();
         for ev in h.take_down() {
@@ -397,16 +373,16 @@ mod tests {
         let mut c = Causal::<8>::new();
         // 2 had delivered 1's first cast when it cast; that one is late.
         let m = cast(&mut h, &[(1, 1)], 20);
-        up(&mut h, &mut c, 2, m);
+        h.cast_up(&mut c, 2, m);
         let m = cast(&mut h, &[], 21);
-        up(&mut h, &mut c, 2, m);
+        h.cast_up(&mut c, 2, m);
         // 0's cast depends on nothing: it goes at once.
         let m = cast(&mut h, &[], 0);
-        up(&mut h, &mut c, 0, m);
-        assert_eq!(delivered(&mut h), [(0, 0)]);
+        h.cast_up(&mut c, 0, m);
+        assert_eq!(h.delivered_casts(), [(0, 0)]);
         let m = cast(&mut h, &[], 10);
-        up(&mut h, &mut c, 1, m);
-        assert_eq!(delivered(&mut h), [(1, 10), (2, 20), (2, 21)]);
+        h.cast_up(&mut c, 1, m);
+        assert_eq!(h.delivered_casts(), [(1, 10), (2, 20), (2, 21)]);
         assert_eq!(c.delivered[..4], [1, 1, 2, 0]);
         assert_eq!(h.in_use(), 0);
     }
@@ -429,17 +405,17 @@ mod tests {
         assert_eq!(send(&mut h, &mut c), [Hdr::Data(entries(&[]))]);
         for (from, b) in [(2, 20), (1, 10), (2, 21)] {
             let m = cast(&mut h, &[], b);
-            up(&mut h, &mut c, from, m);
+            h.cast_up(&mut c, from, m);
         }
-        let _ = delivered(&mut h);
+        let _ = h.delivered_casts();
         assert_eq!(
             send(&mut h, &mut c),
             [Hdr::Data(entries(&[(1, 1), (2, 2)]))]
         );
         // Nothing new since: nothing to say. Its own entry is never sent.
         let m = cast(&mut h, &[], 0);
-        up(&mut h, &mut c, 0, m);
-        let _ = delivered(&mut h);
+        h.cast_up(&mut c, 0, m);
+        let _ = h.delivered_casts();
         assert_eq!(send(&mut h, &mut c), [Hdr::Data(entries(&[]))]);
         assert_eq!(h.in_use(), 0);
     }
@@ -493,13 +469,13 @@ mod tests {
         h.pool()
             .push_header(&mut m, &Hdr::Context(entries(&[(2, 1)])))
             .unwrap();
-        up(&mut h, &mut c, 1, m);
+        h.cast_up(&mut c, 1, m);
         let m = cast(&mut h, &[], 10);
-        up(&mut h, &mut c, 1, m);
-        assert!(delivered(&mut h).is_empty());
+        h.cast_up(&mut c, 1, m);
+        assert!(h.delivered_casts().is_empty());
         let m = cast(&mut h, &[], 20);
-        up(&mut h, &mut c, 2, m);
-        assert_eq!(delivered(&mut h), [(2, 20), (1, 10)]);
+        h.cast_up(&mut c, 2, m);
+        assert_eq!(h.delivered_casts(), [(2, 20), (1, 10)]);
         assert_eq!(h.in_use(), 0);
     }
 
@@ -510,14 +486,14 @@ mod tests {
         // 1's second cast never reached a survivor; 2's cast depends on it,
         // 3's on 2's.
         let m = cast(&mut h, &[], 10);
-        up(&mut h, &mut c, 1, m);
+        h.cast_up(&mut c, 1, m);
         let m = cast(&mut h, &[(1, 2)], 20);
-        up(&mut h, &mut c, 2, m);
+        h.cast_up(&mut c, 2, m);
         let m = cast(&mut h, &[(2, 1)], 30);
-        up(&mut h, &mut c, 3, m);
-        assert_eq!(delivered(&mut h), [(1, 10)]);
+        h.cast_up(&mut c, 3, m);
+        assert_eq!(h.delivered_casts(), [(1, 10)]);
         h.run_finish(&mut c);
-        assert!(delivered(&mut h).is_empty());
+        assert!(h.delivered_casts().is_empty());
         assert_eq!(h.stats.causal_discarded, 2);
         h.run_finish(&mut c);
         assert_eq!(h.in_use(), 0);
@@ -531,10 +507,10 @@ mod tests {
         // an unreliable data cast.
         for (from, e) in [(1, &[(1u16, 1u32)][..]), (1, &[(5, 1)][..])] {
             let m = cast(&mut h, e, 1);
-            up(&mut h, &mut c, from, m);
+            h.cast_up(&mut c, from, m);
         }
         let m = h.msg(&[7, 7]);
-        up(&mut h, &mut c, 1, m);
+        h.cast_up(&mut c, 1, m);
         let m = cast(&mut h, &[], 1);
         h.up(
             &mut c,
@@ -545,7 +521,7 @@ mod tests {
             },
         );
         assert_eq!(h.stats.malformed, 4);
-        assert!(delivered(&mut h).is_empty());
+        assert!(h.delivered_casts().is_empty());
         assert_eq!(h.in_use(), 0);
     }
 
@@ -555,16 +531,16 @@ mod tests {
         let mut c = Causal::<8>::new();
         for b in 0..20 {
             let m = cast(&mut h, &[(2, 1)], b);
-            up(&mut h, &mut c, 1, m);
+            h.cast_up(&mut c, 1, m);
         }
         h.squeeze_queue(2 * crate::stack::FANOUT + 3);
         let m = cast(&mut h, &[], 99);
-        up(&mut h, &mut c, 2, m);
-        let first = delivered(&mut h).len();
+        h.cast_up(&mut c, 2, m);
+        let first = h.delivered_casts().len();
         assert!(first < 21 && Layer::<8>::pending(&c));
         h.unsqueeze_queue();
         h.resume(&mut c);
-        assert_eq!(first + delivered(&mut h).len(), 21);
+        assert_eq!(first + h.delivered_casts().len(), 21);
         assert_eq!(h.in_use(), 0);
     }
 }

@@ -473,31 +473,6 @@ mod tests {
         cast(h, Hdr::Order, &body)
     }
 
-    fn up(h: &mut Harness<8>, t: &mut Total<8>, from: u16, msg: Msg) {
-        h.up(
-            t,
-            Up::Cast {
-                from: Rank(from),
-                msg,
-                reliable: true,
-            },
-        );
-    }
-
-    /// (sender, first byte) of every cast delivered since the last call.
-    fn delivered(h: &mut Harness<8>) -> Vec<(u16, u8)> {
-        let up = h.take_up();
-        let out = up
-            .iter()
-            .filter_map(|e| match e {
-                Up::Cast { from, msg, .. } => Some((from.0, h.pool().head_bytes(msg)[0])),
-                _ => None,
-            })
-            .collect();
-        h.finish(up);
-        out
-    }
-
     /// The casts sent down since the last call, as they would come back up
     /// through Local: (header, message without it).
     fn sent(h: &mut Harness<8>) -> Vec<(Hdr, Msg)> {
@@ -530,27 +505,27 @@ mod tests {
         let mut t = Total::<8>::new();
         for (from, b) in [(1, 10), (3, 30), (1, 11), (2, 20)] {
             let m = cast(&mut h, Hdr::Data, &[b]);
-            up(&mut h, &mut t, from, m);
+            h.cast_up(&mut t, from, m);
         }
-        assert!(delivered(&mut h).is_empty(), "nothing is ordered yet");
+        assert!(h.delivered_casts().is_empty(), "nothing is ordered yet");
         // The stream: an order for 3 then 1, a cast of the sequencer, an
         // order for the rest.
         let m = order(&mut h, &[(3, 1), (1, 1)]);
-        up(&mut h, &mut t, 0, m);
-        assert_eq!(delivered(&mut h), [(3, 30), (1, 10)]);
+        h.cast_up(&mut t, 0, m);
+        assert_eq!(h.delivered_casts(), [(3, 30), (1, 10)]);
         let m = cast(&mut h, Hdr::Data, &[0]);
-        up(&mut h, &mut t, 0, m);
-        assert_eq!(delivered(&mut h), [(0, 0)]);
+        h.cast_up(&mut t, 0, m);
+        assert_eq!(h.delivered_casts(), [(0, 0)]);
         // An order may arrive before the casts it names: they wait, and so
         // does the rest of the stream behind it.
         let m = order(&mut h, &[(2, 1), (1, 2)]);
-        up(&mut h, &mut t, 0, m);
+        h.cast_up(&mut t, 0, m);
         let m = cast(&mut h, Hdr::Data, &[1]);
-        up(&mut h, &mut t, 0, m);
-        assert_eq!(delivered(&mut h), [(2, 20), (1, 11)]);
+        h.cast_up(&mut t, 0, m);
+        assert_eq!(h.delivered_casts(), [(2, 20), (1, 11)]);
         let m = cast(&mut h, Hdr::Data, &[12]);
-        up(&mut h, &mut t, 1, m);
-        assert_eq!(delivered(&mut h), [(1, 12), (0, 1)]);
+        h.cast_up(&mut t, 1, m);
+        assert_eq!(h.delivered_casts(), [(1, 12), (0, 1)]);
         assert_eq!(h.in_use(), 0);
     }
 
@@ -574,9 +549,9 @@ mod tests {
         };
         for (from, b) in [(2, 20), (1, 10), (2, 21)] {
             let m = cast(&mut h, Hdr::Data, &[b]);
-            up(&mut h, &mut t, from, m);
+            h.cast_up(&mut t, from, m);
         }
-        assert!(delivered(&mut h).is_empty());
+        assert!(h.delivered_casts().is_empty());
         // Once the input is handled, one order for all that arrived.
         assert!(Layer::<8>::pending(&t));
         h.resume(&mut t);
@@ -592,13 +567,13 @@ mod tests {
         // (it went down before the order), then the order's runs.
         let mut m0 = m0;
         h.pool().push_header(&mut m0, &Hdr::Data).unwrap();
-        up(&mut h, &mut t, 0, m0);
-        assert_eq!(delivered(&mut h), [(0, 0)]);
+        h.cast_up(&mut t, 0, m0);
+        assert_eq!(h.delivered_casts(), [(0, 0)]);
         assert_eq!(h.shared.unordered.msgs, 0);
         let mut o = o;
         h.pool().push_header(&mut o, &Hdr::Order).unwrap();
-        up(&mut h, &mut t, 0, o);
-        assert_eq!(delivered(&mut h), [(1, 10), (2, 20), (2, 21)]);
+        h.cast_up(&mut t, 0, o);
+        assert_eq!(h.delivered_casts(), [(1, 10), (2, 20), (2, 21)]);
         assert_eq!(h.in_use(), 0);
     }
 
@@ -610,7 +585,7 @@ mod tests {
         let mut orders = 0;
         for i in 0..limit + 5 {
             let m = cast(&mut h, Hdr::Data, &[i as u8]);
-            up(&mut h, &mut t, 1, m);
+            h.cast_up(&mut t, 1, m);
             // Mnak numbers each order as it goes down.
             h.shared.received[0] += 1;
             h.resume(&mut t);
@@ -620,7 +595,7 @@ mod tests {
             for (_, m) in s {
                 h.pool().free(m);
             }
-            let _ = delivered(&mut h);
+            let _ = h.delivered_casts();
         }
         assert_eq!(
             orders, limit,
@@ -646,18 +621,18 @@ mod tests {
         let mut t = Total::<8>::new();
         for (from, b) in [(3, 30), (2, 20), (1, 10), (2, 21), (3, 31)] {
             let m = cast(&mut h, Hdr::Data, &[b]);
-            up(&mut h, &mut t, from, m);
+            h.cast_up(&mut t, from, m);
         }
         // The order names two casts of 1 and one of 3; only one of 1 made
         // it to any survivor. Then a cast of the sequencer.
         let m = order(&mut h, &[(1, 2), (3, 1)]);
-        up(&mut h, &mut t, 0, m);
+        h.cast_up(&mut t, 0, m);
         let m = cast(&mut h, Hdr::Data, &[0]);
-        up(&mut h, &mut t, 0, m);
-        assert_eq!(delivered(&mut h), [(1, 10)]);
+        h.cast_up(&mut t, 0, m);
+        assert_eq!(h.delivered_casts(), [(1, 10)]);
         h.run_finish(&mut t);
         assert_eq!(
-            delivered(&mut h),
+            h.delivered_casts(),
             [(3, 30), (0, 0), (2, 20), (2, 21), (3, 31)]
         );
         assert_eq!(h.stats.end_of_view_deliveries, 5);
@@ -673,17 +648,17 @@ mod tests {
         let mut t = Total::<8>::new();
         // An order from someone other than the sequencer.
         let m = order(&mut h, &[(1, 1)]);
-        up(&mut h, &mut t, 2, m);
+        h.cast_up(&mut t, 2, m);
         // Runs naming the sequencer, a rank outside the view, zero casts.
         for bad in [(0u16, 1u32), (7, 1), (2, 0)] {
             let m = order(&mut h, &[bad]);
-            up(&mut h, &mut t, 0, m);
+            h.cast_up(&mut t, 0, m);
         }
         // No header at all.
         let m = h.msg(&[]);
-        up(&mut h, &mut t, 0, m);
+        h.cast_up(&mut t, 0, m);
         assert_eq!(h.stats.malformed, 5);
-        assert!(delivered(&mut h).is_empty());
+        assert!(h.delivered_casts().is_empty());
         assert_eq!(h.in_use(), 0);
     }
 
@@ -693,21 +668,21 @@ mod tests {
         let mut t = Total::<8>::new();
         for b in 0..20 {
             let m = cast(&mut h, Hdr::Data, &[b]);
-            up(&mut h, &mut t, 0, m);
-            let _ = delivered(&mut h);
+            h.cast_up(&mut t, 0, m);
+            let _ = h.delivered_casts();
         }
         for b in 0..20 {
             let m = cast(&mut h, Hdr::Data, &[100 + b]);
-            up(&mut h, &mut t, 1, m);
+            h.cast_up(&mut t, 1, m);
         }
         h.squeeze_queue(2 * crate::stack::FANOUT + 3);
         let m = order(&mut h, &[(1, 20)]);
-        up(&mut h, &mut t, 0, m);
-        let first = delivered(&mut h).len();
+        h.cast_up(&mut t, 0, m);
+        let first = h.delivered_casts().len();
         assert!(first < 20 && Layer::<8>::pending(&t));
         h.unsqueeze_queue();
         h.resume(&mut t);
-        assert_eq!(first + delivered(&mut h).len(), 20);
+        assert_eq!(first + h.delivered_casts().len(), 20);
         assert_eq!(h.in_use(), 0);
     }
 
@@ -799,7 +774,7 @@ mod tests {
                     continue;
                 };
                 let m = hs[t].msg(&b);
-                up(&mut hs[t], &mut ts[t], f as u16, m);
+                hs[t].cast_up(&mut ts[t], f as u16, m);
                 settle(t, &mut hs, &mut ts, &mut chan, &mut got);
             }
             assert_eq!(got[0].len(), 3 * 12, "seed {seed}: {:?}", got[0]);
@@ -820,15 +795,15 @@ mod tests {
         h.down(&mut t, Down::Flush);
         assert!(matches!(h.take_down()[..], [Down::Flush]));
         let m = cast(&mut h, Hdr::Data, &[1]);
-        up(&mut h, &mut t, 1, m);
+        h.cast_up(&mut t, 1, m);
         // Its count of its own casts went into its flush report: an order
         // sent now would be past the cut, followed here and nowhere else.
         assert!(!Layer::<8>::pending(&t));
         h.resume(&mut t);
         assert!(h.take_down().is_empty());
-        assert!(delivered(&mut h).is_empty());
+        assert!(h.delivered_casts().is_empty());
         h.run_finish(&mut t);
-        assert_eq!(delivered(&mut h), [(1, 1)]);
+        assert_eq!(h.delivered_casts(), [(1, 1)]);
         assert_eq!(h.in_use(), 0);
     }
 
@@ -845,7 +820,7 @@ mod tests {
                 reliable: false,
             },
         );
-        assert_eq!(delivered(&mut h), [(2, 5)]);
+        assert_eq!(h.delivered_casts(), [(2, 5)]);
         let m = h.msg(&[1]);
         h.down(
             &mut t,
