@@ -13,83 +13,25 @@
 // Benchmarks fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::SocketAddr;
-use std::time::Duration;
+mod common;
 
-use consort_core::{Config, Endpoint, EndpointId, Event, Instant, Member, SLOT_OVERHEAD};
+use common::{Ep, SLOT, cast_all, group};
 
-const SLOT: usize = 1472;
 const SLOTS: usize = 4096;
 const CASTER: usize = 1;
-type Ep = Endpoint<16, Vec<u8>>;
-
-fn addr(i: usize) -> SocketAddr {
-    SocketAddr::from(([10, 0, 0, i as u8 + 1], 7000))
-}
 
 /// Seconds to deliver `casts` casts of `payload` bytes at all `n` members.
 fn run(properties: &str, n: usize, payload: usize, casts: u64) -> f64 {
-    let members: Vec<Member> = (0..n)
-        .map(|i| Member {
-            id: EndpointId(i as u64 + 1),
-            addr: addr(i),
-        })
-        .collect();
-    let mut eps: Vec<Ep> = (0..n)
-        .map(|i| {
-            let cfg =
-                Config::new("bench", EndpointId(i as u64 + 1), i as u64).properties(properties);
-            Endpoint::new(
-                &cfg,
-                &members,
-                vec![0u8; SLOTS * (SLOT + SLOT_OVERHEAD)],
-                SLOT,
-            )
-            .unwrap()
-        })
-        .collect();
-    let msg = vec![0x5au8; payload];
+    let mut eps: Vec<Ep<16>> = group(properties, n, SLOTS);
     let mut delivered = vec![0u64; n];
-    let mut buf = [0u8; SLOT];
-    let mut now = Instant::ZERO;
-    let mut sent = 0u64;
-    let start = std::time::Instant::now();
-    while delivered.iter().any(|d| *d < casts) {
-        if sent < casts && eps[CASTER].cast(now, &msg).is_ok() {
-            sent += 1;
-        }
-        now = now + Duration::from_micros(1);
-        for i in 0..n {
-            if eps[i].poll_timeout().is_some_and(|t| t <= now) {
-                eps[i].handle_timeout(now);
-            }
-            loop {
-                let mut moved = false;
-                while let Some(ev) = eps[i].poll_event() {
-                    if let Event::Cast { .. } = ev {
-                        delivered[i] += 1;
-                    }
-                }
-                while let Some(t) = eps[i].poll_transmit() {
-                    let len = t.contents.len();
-                    let dest = t.destination;
-                    buf[..len].copy_from_slice(t.contents);
-                    moved = true;
-                    let j = (0..n).find(|j| addr(*j) == dest).unwrap();
-                    eps[j].handle_datagram(now, addr(i), &buf[..len]);
-                    while let Some(ev) = eps[j].poll_event() {
-                        if let Event::Cast { .. } = ev {
-                            delivered[j] += 1;
-                        }
-                    }
-                }
-                if !moved {
-                    break;
-                }
-            }
-        }
-    }
-    start.elapsed().as_secs_f64()
+    cast_all(
+        &mut eps,
+        CASTER,
+        &vec![0x5au8; payload],
+        casts,
+        &mut delivered,
+    )
+    .seconds
 }
 
 fn main() {

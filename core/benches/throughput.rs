@@ -15,11 +15,11 @@
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use consort_core::{Config, Endpoint, EndpointId, Event, Instant, Member, SLOT_OVERHEAD};
+mod common;
+
+use common::{Ep, cast_all, group};
 
 struct Counting;
 
@@ -43,12 +43,6 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 const MEMBERS: usize = 4;
-const SLOT: usize = 1472;
-type Ep = Endpoint<8, Vec<u8>>;
-
-fn addr(i: usize) -> SocketAddr {
-    SocketAddr::from(([10, 0, 0, i as u8 + 1], 7000))
-}
 
 struct Run {
     casts: u64,
@@ -58,86 +52,23 @@ struct Run {
 }
 
 fn run(payload: usize, casts: u64) -> Run {
-    let members: Vec<Member> = (0..MEMBERS)
-        .map(|i| Member {
-            id: EndpointId(i as u64 + 1),
-            addr: addr(i),
-        })
-        .collect();
-    let mut eps: Vec<Ep> = (0..MEMBERS)
-        .map(|i| {
-            let cfg =
-                Config::new("bench", EndpointId(i as u64 + 1), i as u64).properties("Frag:Flow");
-            Endpoint::new(
-                &cfg,
-                &members,
-                vec![0u8; 4096 * (SLOT + SLOT_OVERHEAD)],
-                SLOT,
-            )
-            .unwrap()
-        })
-        .collect();
+    let mut eps: Vec<Ep<8>> = group("Frag:Flow", MEMBERS, 4096);
     let msg = vec![0x5au8; payload];
     let mut delivered = [0u64; MEMBERS];
-    let mut datagrams = 0u64;
-    let mut buf = [0u8; SLOT];
-    let mut now = Instant::ZERO;
-    let mut sent = 0u64;
-
     let allocs_before = ALLOCS.load(Ordering::Relaxed);
-    let start = std::time::Instant::now();
-    let mut rounds = 0u64;
-    while delivered.iter().any(|d| *d < casts) {
-        rounds += 1;
-        if sent < casts && eps[0].cast(now, &msg).is_ok() {
-            sent += 1;
-        }
-        // Virtual time moves a microsecond per round, so timers run too.
-        now = now + Duration::from_micros(1);
-        for i in 0..MEMBERS {
-            if eps[i].poll_timeout().is_some_and(|t| t <= now) {
-                eps[i].handle_timeout(now);
-            }
-            loop {
-                let mut moved = false;
-                while let Some(ev) = eps[i].poll_event() {
-                    if let Event::Cast { .. } = ev {
-                        delivered[i] += 1;
-                    }
-                }
-                while let Some(t) = eps[i].poll_transmit() {
-                    let n = t.contents.len();
-                    let dest = t.destination;
-                    buf[..n].copy_from_slice(t.contents);
-                    datagrams += 1;
-                    moved = true;
-                    let j = (0..MEMBERS).find(|j| addr(*j) == dest).unwrap();
-                    eps[j].handle_datagram(now, addr(i), &buf[..n]);
-                    while let Some(ev) = eps[j].poll_event() {
-                        if let Event::Cast { .. } = ev {
-                            delivered[j] += 1;
-                        }
-                    }
-                }
-                if !moved {
-                    break;
-                }
-            }
-        }
-    }
-    let seconds = start.elapsed().as_secs_f64();
+    let r = cast_all(&mut eps, 0, &msg, casts, &mut delivered);
+    let allocs = ALLOCS.load(Ordering::Relaxed) - allocs_before;
     if std::env::var_os("BENCH_STATS").is_some() {
-        eprintln!("rounds {rounds}, virtual time {now:?}");
+        eprintln!("rounds {}, virtual time {:?}", r.rounds, r.now);
         for ep in &eps {
             eprintln!("{:?}", ep.stats());
         }
     }
-    let allocs = ALLOCS.load(Ordering::Relaxed) - allocs_before;
     Run {
         casts,
-        seconds,
+        seconds: r.seconds,
         allocs,
-        datagrams,
+        datagrams: r.datagrams,
     }
 }
 
