@@ -91,6 +91,14 @@ pub enum ConfigError {
     NotInView,
     /// The view lists the same endpoint twice.
     DuplicateMember(u64),
+    /// The storage given cannot even hold Stable's acknowledgement matrix
+    /// (`members² × 4` bytes), let alone a pool beside it.
+    StorageTooSmall {
+        /// Bytes the matrix needs.
+        needed: usize,
+        /// Bytes given.
+        available: usize,
+    },
     /// The message pool is too small for this stack and group.
     PoolTooSmall {
         /// Slots needed.
@@ -157,6 +165,12 @@ impl core::fmt::Display for ConfigError {
             }
             NotInView => write!(f, "this endpoint is not in the view it was given"),
             DuplicateMember(id) => write!(f, "endpoint {id:#x} appears twice in the view"),
+            StorageTooSmall { needed, available } => {
+                write!(
+                    f,
+                    "storage of {available} bytes cannot hold the acknowledgement matrix of {needed} bytes, let alone a pool"
+                )
+            }
             PoolTooSmall { needed, available } => {
                 write!(
                     f,

@@ -186,6 +186,14 @@ fn configuration_errors_name_what_is_wrong() {
         new(base(1), &m, 1024, 10 * 1036),
         Some(ConfigError::PoolTooSmall { .. })
     ));
+    // Too small for even the acknowledgement matrix: said in bytes.
+    assert_eq!(
+        new(base(1), &m, 1024, 8),
+        Some(ConfigError::StorageTooSmall {
+            needed: 4 * 4 * 4,
+            available: 8
+        })
+    );
     assert!(matches!(
         new(base(1).params("frag_max=1000000"), &m, 1024, pool),
         Some(ConfigError::TooManyFragments {

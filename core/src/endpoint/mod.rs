@@ -260,9 +260,9 @@ impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Endpoint<M, B> {
             .as_mut()
             .len()
             .checked_sub(Acks::bytes_for(M))
-            .ok_or(ConfigError::PoolTooSmall {
+            .ok_or(ConfigError::StorageTooSmall {
                 needed: Acks::bytes_for(M),
-                available: 0,
+                available: storage.as_mut().len(),
             })?;
         let pool = PoolState::format(&mut storage.as_mut()[..tables_at], slot_size as u16);
         let geometry = Self::geometry(&spec, &params, slot_size, pool.capacity())?;

@@ -8,7 +8,7 @@
 //! a stack: Ensemble's "life is easy" rule.
 //!
 //! Events that leave the top of the stack become application events; a
-//! datagram leaves the bottom through [`TxQueue`].
+//! datagram leaves the bottom through the transmit queue (`TxQueue`).
 
 mod event;
 mod spec;

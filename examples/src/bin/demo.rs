@@ -29,6 +29,12 @@ struct Seen {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
+        println!(
+            "demo: three members on loopback UDP in one process; views, casts, a leave and a member cut off, then a summary (no flags; RUST_LOG=consort_core=debug shows the protocol)"
+        );
+        return ExitCode::SUCCESS;
+    }
     // RUST_LOG=consort_core=debug (or trace) shows what the protocol does.
     env_logger::init();
     match tokio::time::timeout(Duration::from_secs(30), demo()).await {

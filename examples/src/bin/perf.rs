@@ -153,7 +153,32 @@ async fn main() -> ExitCode {
     }
 }
 
-fn child(args: &Args, role: Role, tag: &str, peers: &[String]) -> Result<Child, String> {
+/// A child process that is killed when dropped, so that a run that fails
+/// half-way (a child that stops early, a bad size) leaves none behind.
+struct KillOnDrop(Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Exited already when all went well: then both calls do nothing.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn child(args: &Args, role: Role, tag: &str, peers: &[String]) -> Result<KillOnDrop, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     Command::new(exe)
         .args([
@@ -183,6 +208,7 @@ fn child(args: &Args, role: Role, tag: &str, peers: &[String]) -> Result<Child, 
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
+        .map(KillOnDrop)
         .map_err(|e| e.to_string())
 }
 
@@ -217,7 +243,7 @@ fn run(args: &Args) -> Result<(), String> {
     let addr = read_line(&mut sender_out, "addr ")?
         .trim_start_matches("addr ")
         .to_string();
-    let mut recv: Vec<(Child, BufReader<std::process::ChildStdout>)> = Vec::new();
+    let mut recv: Vec<(KillOnDrop, BufReader<std::process::ChildStdout>)> = Vec::new();
     for _ in 0..receivers {
         let mut c = child(args, Role::Receiver, &group, std::slice::from_ref(&addr))?;
         let out = BufReader::new(c.stdout.take().ok_or("no stdout")?);

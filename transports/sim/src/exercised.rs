@@ -1,7 +1,7 @@
 //! What a run (or a campaign) exercised.
 //!
-//! A campaign that passes only because its faults never bit proves nothing
-//! (DESIGN.md section 7), so every run counts what actually happened: faults
+//! A campaign that passes only because its faults never bit proves nothing,
+//! so every run counts what actually happened: faults
 //! by kind, messages accepted and delivered, the protocol's recovery work,
 //! back-pressure, how close the pools came to full, and with membership the
 //! views, blocks, suspicions, merges, leaves and exits.

@@ -53,3 +53,17 @@ pub use net::{Fault, FaultCounts, FaultKind, FaultPlan, Net};
 pub use rng::Rng;
 pub use trace::{Entry, Record, Trace};
 pub use workload::WorkloadConfig;
+
+/// For the simulator's small binaries that take no flags: when the command
+/// line asks for help (`-h` or `--help`), prints `usage` and returns true.
+///
+/// ```
+/// assert!(!consort_sim::help_requested("usage: x"));
+/// ```
+pub fn help_requested(usage: &str) -> bool {
+    let asked = std::env::args().skip(1).any(|a| a == "-h" || a == "--help");
+    if asked {
+        println!("{usage}");
+    }
+    asked
+}

@@ -199,7 +199,7 @@ enum Job {
     },
 }
 
-/// The Membership Service engine. See the [module docs](self).
+/// The Membership Service engine; the module docs of `epidemic::service` say how it works.
 ///
 /// `P` and `M` are the storage of the peer and member tables
 /// (`AsMut<[PeerEntry]>`, `AsMut<[MemberEntry]>`), shared by every context:

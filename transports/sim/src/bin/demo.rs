@@ -1,13 +1,13 @@
-//! `demo`: a small group in the simulator, told as it happens.
+//! `simdemo`: a small group in the simulator, told as it happens.
 //!
 //! Three members with the default `Frag:Flow` properties on a network that
 //! loses 5% of datagrams. Each member casts three messages of random size;
 //! the demo prints, in virtual time, every cast and its delivery at every
 //! member, then what the protocol did to get them there and the checker's
-//! verdict. Until real sockets arrive this is consort's main demo:
+//! verdict (the main demo, on real sockets, is `consort-examples`' `demo`):
 //!
 //! ```text
-//! cargo run --release -p consort-sim --bin demo [seed]
+//! cargo run --release -p consort-sim --bin simdemo [seed]
 //! ```
 
 use std::process::ExitCode;
@@ -17,11 +17,16 @@ use consort_sim::message::Kind;
 use consort_sim::{Entry, Fault, Protocol, RunConfig, run};
 
 fn main() -> ExitCode {
+    if consort_sim::help_requested(
+        "simdemo [seed]: three members with Frag:Flow in the simulator, 5% loss; every cast and delivery in virtual time, then the checker's verdict",
+    ) {
+        return ExitCode::SUCCESS;
+    }
     let seed = match std::env::args().nth(1).map(|s| s.parse::<u64>()) {
         None => 1,
         Some(Ok(s)) => s,
         Some(Err(e)) => {
-            eprintln!("demo: the seed must be a number: {e}");
+            eprintln!("simdemo: the seed must be a number: {e}");
             return ExitCode::from(2);
         }
     };

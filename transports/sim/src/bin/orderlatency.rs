@@ -74,6 +74,11 @@ fn latencies(properties: &str, members: usize) -> Option<Vec<f64>> {
 }
 
 fn main() -> ExitCode {
+    if consort_sim::help_requested(
+        "orderlatency: delivery latency with and without Total and Agree, 4 and 8 members, 1 ms links, in the simulator (no flags)",
+    ) {
+        return ExitCode::SUCCESS;
+    }
     println!(
         "delivery latency at the other members, static group, 1 ms links (round trip {ROUND_TRIP_MS} ms), no faults, {SEEDS} seeds"
     );

@@ -227,6 +227,11 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() -> ExitCode {
+    if consort_sim::help_requested(
+        "vsfigures: join and crash-to-view times and traffic per view change for groups of 2, 8 and 32 in the simulator (no flags)",
+    ) {
+        return ExitCode::SUCCESS;
+    }
     println!(
         "consort-sim vsfigures: {PROPERTIES}, default parameters, 1 ms links, no loss, no application traffic"
     );
