@@ -76,20 +76,35 @@ pub trait Machine {
     fn poll_timeout(&self) -> Option<Instant>;
 }
 
-impl<const M: usize, B: AsMut<[u8]> + AsRef<[u8]>> Machine for Endpoint<M, B> {
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        Endpoint::handle_datagram(self, now, from, data);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Endpoint::handle_timeout(self, now);
-    }
-    fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        Endpoint::poll_transmit(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Endpoint::poll_timeout(self)
-    }
+/// Implements [`Machine`] for a type by its inherent methods of the same
+/// names, which every sans-IO machine of the crate has: `[generics] Type`,
+/// then an optional `where` clause.
+macro_rules! forward_machine {
+    ([$($generics:tt)*] $ty:ty $(where $($bounds:tt)*)?) => {
+        impl<$($generics)*> $crate::driver::Machine for $ty $(where $($bounds)*)? {
+            fn handle_datagram(
+                &mut self,
+                now: $crate::time::Instant,
+                from: core::net::SocketAddr,
+                data: &[u8],
+            ) {
+                <$ty>::handle_datagram(self, now, from, data);
+            }
+            fn handle_timeout(&mut self, now: $crate::time::Instant) {
+                <$ty>::handle_timeout(self, now);
+            }
+            fn poll_transmit(&mut self) -> Option<$crate::event::Transmit<'_>> {
+                <$ty>::poll_transmit(self)
+            }
+            fn poll_timeout(&self) -> Option<$crate::time::Instant> {
+                <$ty>::poll_timeout(self)
+            }
+        }
+    };
 }
+pub(crate) use forward_machine;
+
+forward_machine!([const M: usize, B: AsMut<[u8]> + AsRef<[u8]>] Endpoint<M, B>);
 
 /// The application side of the driver.
 pub trait Application<S> {

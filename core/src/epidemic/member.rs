@@ -317,20 +317,7 @@ impl MemberService {
     }
 }
 
-impl crate::driver::Machine for MemberService {
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        MemberService::handle_datagram(self, now, from, data);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        MemberService::handle_timeout(self, now);
-    }
-    fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        MemberService::poll_transmit(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        MemberService::poll_timeout(self)
-    }
-}
+crate::driver::forward_machine!([] MemberService);
 
 #[cfg(test)]
 mod tests {

@@ -249,20 +249,7 @@ fn items_len(items: &wire::Items<'_, UpdateItem>) -> usize {
     items.rest_len()
 }
 
-impl crate::driver::Machine for Monitor {
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        Monitor::handle_datagram(self, now, from, data);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Monitor::handle_timeout(self, now);
-    }
-    fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        Monitor::poll_transmit(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Monitor::poll_timeout(self)
-    }
-}
+crate::driver::forward_machine!([] Monitor);
 
 #[cfg(test)]
 mod tests {

@@ -375,20 +375,7 @@ impl<const N: usize> ProxyService<N> {
     }
 }
 
-impl<const N: usize> crate::driver::Machine for ProxyService<N> {
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        ProxyService::handle_datagram(self, now, from, data);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        ProxyService::handle_timeout(self, now);
-    }
-    fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        ProxyService::poll_transmit(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        ProxyService::poll_timeout(self)
-    }
-}
+crate::driver::forward_machine!([const N: usize] ProxyService<N>);
 
 #[cfg(test)]
 mod tests {

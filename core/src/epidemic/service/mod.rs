@@ -691,21 +691,4 @@ where
     }
 }
 
-impl<P, M, const EQ: usize, const CQ: usize> crate::driver::Machine for Service<P, M, EQ, CQ>
-where
-    P: AsRef<[PeerEntry]> + AsMut<[PeerEntry]>,
-    M: AsRef<[MemberEntry]> + AsMut<[MemberEntry]>,
-{
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        Service::handle_datagram(self, now, from, data);
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        Service::handle_timeout(self, now);
-    }
-    fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        Service::poll_transmit(self)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        Service::poll_timeout(self)
-    }
-}
+crate::driver::forward_machine!([P, M, const EQ: usize, const CQ: usize] Service<P, M, EQ, CQ> where P: AsRef<[PeerEntry]> + AsMut<[PeerEntry]>, M: AsRef<[MemberEntry]> + AsMut<[MemberEntry]>);
