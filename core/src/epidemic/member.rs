@@ -361,19 +361,15 @@ mod tests {
         m.handle_datagram(now, from, &buf[..n]);
     }
 
-    #[test]
-    fn registers_through_context_creation_and_answers_probes() {
-        let me = SocketAddr::from(([10, 1, 0, 1], 9000));
-        let mut m = MemberService::new(me, 1, URI, &[addr(1), addr(2)]).unwrap();
-        let t = Instant::ZERO;
-        m.start(t);
-        assert_eq!(sent(&mut m), [(addr(1), Kind::CreateCoordinationContext)]);
+    /// The first MSS answers the context request (which names incarnation
+    /// 0 of this member service) with its id.
+    fn context_created(m: &mut MemberService, t: Instant) {
         let who = MemberId {
-            addr: me,
+            addr: m.id().addr,
             incarnation: 0,
         };
         deliver(
-            &mut m,
+            m,
             t,
             addr(1),
             Kind::ContextCreated,
@@ -382,6 +378,16 @@ mod tests {
                 mss: mss(1, 5),
             },
         );
+    }
+
+    #[test]
+    fn registers_through_context_creation_and_answers_probes() {
+        let me = SocketAddr::from(([10, 1, 0, 1], 9000));
+        let mut m = MemberService::new(me, 1, URI, &[addr(1), addr(2)]).unwrap();
+        let t = Instant::ZERO;
+        m.start(t);
+        assert_eq!(sent(&mut m), [(addr(1), Kind::CreateCoordinationContext)]);
+        context_created(&mut m, t);
         assert_eq!(m.state(), MemberState::Registering(mss(1, 5)));
         assert_eq!(sent(&mut m), [(addr(1), Kind::RequestMemberService)]);
         // The answer is lost, but a probe proves the registration.
@@ -414,20 +420,7 @@ mod tests {
         let mut m = MemberService::new(me, 7, URI, &[addr(1), addr(2)]).unwrap();
         let t = Instant::ZERO;
         m.start(t);
-        let who = MemberId {
-            addr: me,
-            incarnation: 0,
-        };
-        deliver(
-            &mut m,
-            t,
-            addr(1),
-            Kind::ContextCreated,
-            &Registered {
-                who,
-                mss: mss(1, 5),
-            },
-        );
+        context_created(&mut m, t);
         let id = m.id();
         deliver(
             &mut m,
@@ -462,20 +455,7 @@ mod tests {
         let mut m = MemberService::new(me, 1, URI, &[addr(1), addr(2)]).unwrap();
         let mut t = Instant::ZERO;
         m.start(t);
-        let who = MemberId {
-            addr: me,
-            incarnation: 0,
-        };
-        deliver(
-            &mut m,
-            t,
-            addr(1),
-            Kind::ContextCreated,
-            &Registered {
-                who,
-                mss: mss(1, 5),
-            },
-        );
+        context_created(&mut m, t);
         let id = m.id();
         deliver(
             &mut m,
@@ -485,16 +465,7 @@ mod tests {
             &wire::About { member: id },
         );
         assert_eq!(m.id().incarnation, 2);
-        deliver(
-            &mut m,
-            t,
-            addr(1),
-            Kind::ContextCreated,
-            &Registered {
-                who,
-                mss: mss(1, 5),
-            },
-        );
+        context_created(&mut m, t);
         let _ = sent(&mut m);
         // Three unanswered requests: the MSS may have registered this
         // incarnation, so the next MSS gets a new one.
