@@ -105,6 +105,58 @@ pub struct SwimResult {
     pub bytes_per_member_s: f64,
 }
 
+/// The simulated network and what the run records, around the foca
+/// members.
+struct World {
+    net: Net,
+    /// Each member's current identity (foca renames on refutation).
+    current: Vec<SwimId>,
+    /// foca's timers: (due, sequence number), and what each is.
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    pending: HashMap<u64, (usize, Timer<SwimId>)>,
+    seq: u64,
+    /// When each member first saw each identity down.
+    down_at: HashMap<(usize, SwimId), Instant>,
+    /// Identities declared down that never crashed.
+    false_pos: HashSet<SwimId>,
+    crashed: Vec<(SwimId, Instant)>,
+    /// Bytes sent count from here, for ten seconds.
+    bytes_from: Instant,
+    bytes_window: u64,
+}
+
+impl World {
+    /// Carries out what member `i` asked for: datagrams, timers, and the
+    /// notifications the run records.
+    fn handle(&mut self, i: usize, out: Out, now: Instant) {
+        for (to, data) in out.sends {
+            if now >= self.bytes_from && now < self.bytes_from + Duration::from_secs(10) {
+                self.bytes_window += data.len() as u64;
+            }
+            self.net.send(now, i, to.node as usize, &data);
+        }
+        for (after, t) in out.timers {
+            self.seq += 1;
+            self.timers.push(Reverse((now + after, self.seq)));
+            self.pending.insert(self.seq, (i, t));
+        }
+        for note in out.notes {
+            match note {
+                OwnedNotification::MemberDown(id) => {
+                    self.down_at.entry((i, id)).or_insert(now);
+                    if !self.crashed.iter().any(|(c, _)| *c == id) {
+                        self.false_pos.insert(id);
+                    }
+                }
+                OwnedNotification::Rename(_, new) if new.node as usize == i => {
+                    self.current[i] = new;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 /// Runs `n` foca members for `duration` under `loss`; crashes `crashes`
 /// of them at `crash_at` (if given), and measures.
 pub fn run(
@@ -119,7 +171,7 @@ pub fn run(
     if loss > 0.0 {
         faults.push(Fault::Loss(loss));
     }
-    let mut net = Net::new(
+    let net = Net::new(
         n,
         FaultPlan::new(faults, Instant::MAX),
         Rng::derive(seed, 1),
@@ -138,57 +190,22 @@ pub fn run(
             Some(Foca::new(*id, config.clone(), rng, PostcardCodec))
         })
         .collect();
-    let mut current: Vec<SwimId> = ids.clone();
-    let mut timers: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
-    let mut pending: HashMap<u64, (usize, Timer<SwimId>)> = HashMap::new();
-    let mut seq = 0u64;
-    let mut down_at: HashMap<(usize, SwimId), Instant> = HashMap::new();
-    let mut false_pos: HashSet<SwimId> = HashSet::new();
-    let mut crashed: Vec<(SwimId, Instant)> = Vec::new();
+    let mut w = World {
+        net,
+        current: ids.clone(),
+        timers: BinaryHeap::new(),
+        pending: HashMap::new(),
+        seq: 0,
+        down_at: HashMap::new(),
+        false_pos: HashSet::new(),
+        crashed: Vec::new(),
+        bytes_from: crash_at.unwrap_or(end) - Duration::from_secs(10),
+        bytes_window: 0,
+    };
     let mut now = Instant::ZERO;
-    let warm = crash_at.unwrap_or(end) - Duration::from_secs(10);
-    let mut bytes_window = 0u64;
-    let mut window = (Instant::MAX, Instant::ZERO);
 
     // Everyone starts knowing everyone (as the epidemic service's MSS learn
     // each other from the seeds in a few rounds).
-    let handle = |i: usize,
-                  out: Out,
-                  now: Instant,
-                  net: &mut Net,
-                  timers: &mut BinaryHeap<Reverse<(Instant, u64)>>,
-                  pending: &mut HashMap<u64, (usize, Timer<SwimId>)>,
-                  seq: &mut u64,
-                  current: &mut Vec<SwimId>,
-                  down_at: &mut HashMap<(usize, SwimId), Instant>,
-                  false_pos: &mut HashSet<SwimId>,
-                  crashed: &[(SwimId, Instant)],
-                  bytes: &mut u64| {
-        for (to, data) in out.sends {
-            if now >= warm && now < warm + Duration::from_secs(10) {
-                *bytes += data.len() as u64;
-            }
-            net.send(now, i, to.node as usize, &data);
-        }
-        for (after, t) in out.timers {
-            *seq += 1;
-            timers.push(Reverse((now + after, *seq)));
-            pending.insert(*seq, (i, t));
-        }
-        for note in out.notes {
-            match note {
-                OwnedNotification::MemberDown(id) => {
-                    down_at.entry((i, id)).or_insert(now);
-                    if !crashed.iter().any(|(c, _)| *c == id) {
-                        false_pos.insert(id);
-                    }
-                }
-                OwnedNotification::Rename(_, new) if new.node as usize == i => current[i] = new,
-                _ => {}
-            }
-        }
-    };
-
     for (i, node) in nodes.iter_mut().enumerate() {
         let mut out = Out::default();
         if let Some(f) = node.as_mut() {
@@ -199,25 +216,12 @@ pub fn run(
             let _ = f.apply_many(others, false, &mut out);
             // foca schedules its probe cycle once it has members.
         }
-        handle(
-            i,
-            out,
-            now,
-            &mut net,
-            &mut timers,
-            &mut pending,
-            &mut seq,
-            &mut current,
-            &mut down_at,
-            &mut false_pos,
-            &crashed,
-            &mut bytes_window,
-        );
+        w.handle(i, out, now);
     }
     let mut crash_done = crash_at.is_none();
     loop {
-        let tn = net.next_time();
-        let tt = timers.peek().map(|Reverse((t, _))| *t);
+        let tn = w.net.next_time();
+        let tt = w.timers.peek().map(|Reverse((t, _))| *t);
         let tc = if crash_done { None } else { crash_at };
         let next = [tn, tt, tc].into_iter().flatten().min();
         let Some(next) = next else { break };
@@ -233,67 +237,40 @@ pub fn run(
                 let v = r.below(n as u64) as usize;
                 if nodes[v].is_some() {
                     nodes[v] = None;
-                    crashed.push((current[v], now));
+                    w.crashed.push((w.current[v], now));
                     k += 1;
                 }
             }
             continue;
         }
         if tn == Some(now) {
-            if let Some(d) = net.pop_due(now) {
+            if let Some(d) = w.net.pop_due(now) {
                 let mut out = Out::default();
                 if let Some(f) = nodes[d.to].as_mut() {
                     let _ = f.handle_data(&d.bytes, &mut out);
-                    handle(
-                        d.to,
-                        out,
-                        now,
-                        &mut net,
-                        &mut timers,
-                        &mut pending,
-                        &mut seq,
-                        &mut current,
-                        &mut down_at,
-                        &mut false_pos,
-                        &crashed,
-                        &mut bytes_window,
-                    );
+                    w.handle(d.to, out, now);
                 }
             }
             continue;
         }
-        if let Some(Reverse((_, s))) = timers.pop() {
-            if let Some((i, t)) = pending.remove(&s) {
+        if let Some(Reverse((_, s))) = w.timers.pop() {
+            if let Some((i, t)) = w.pending.remove(&s) {
                 let mut out = Out::default();
                 if let Some(f) = nodes[i].as_mut() {
                     let _ = f.handle_timer(t, &mut out);
-                    handle(
-                        i,
-                        out,
-                        now,
-                        &mut net,
-                        &mut timers,
-                        &mut pending,
-                        &mut seq,
-                        &mut current,
-                        &mut down_at,
-                        &mut false_pos,
-                        &crashed,
-                        &mut bytes_window,
-                    );
+                    w.handle(i, out, now);
                 }
             }
         }
-        window = (window.0.min(now), window.1.max(now));
     }
     let live: Vec<usize> = (0..n).filter(|i| nodes[*i].is_some()).collect();
     let mut detection = Vec::new();
     let mut undetected = 0;
-    for (id, at) in &crashed {
+    for (id, at) in &w.crashed {
         let mut worst = Duration::ZERO;
         let mut all = true;
         for &j in &live {
-            match down_at.get(&(j, *id)) {
+            match w.down_at.get(&(j, *id)) {
                 Some(t) => worst = worst.max(*t - *at),
                 None => all = false,
             }
@@ -304,11 +281,10 @@ pub fn run(
             undetected += 1;
         }
     }
-    let _ = window;
     SwimResult {
         detection,
         undetected,
-        false_positives: false_pos.len(),
-        bytes_per_member_s: bytes_window as f64 / n as f64 / 10.0,
+        false_positives: w.false_pos.len(),
+        bytes_per_member_s: w.bytes_window as f64 / n as f64 / 10.0,
     }
 }
