@@ -68,10 +68,7 @@ impl Transport for AsyncStdUdp {
         loop {
             match self.0.recv_from(buf).await {
                 Ok(r) => return Ok(r),
-                // See consort-tokio: an ICMP error is a loss, not a broken socket.
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::ConnectionRefused
-                        || e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                Err(e) if consort_member::is_loss_report(&e) => {}
                 Err(e) => return Err(e),
             }
         }

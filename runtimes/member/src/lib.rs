@@ -41,3 +41,21 @@ pub use consort_core::{EndpointId, SendView, Status};
 pub use error::{JoinError, MemberError};
 pub use member::{Events, Member, MemberEvent, SuspectHandle, ViewInfo};
 pub use options::{Capacity, JoinOptions, advertised_address};
+
+/// Whether a UDP receive error only reports that an earlier datagram was
+/// lost: an ICMP "port unreachable" for a member gone away is returned by
+/// some systems as `ConnectionRefused` or `ConnectionReset` on the next
+/// receive. It is a loss, which the protocol repairs, not a broken socket:
+/// a runtime's transport receives again.
+///
+/// ```
+/// use std::io::{Error, ErrorKind};
+/// assert!(consort_member::is_loss_report(&Error::from(ErrorKind::ConnectionRefused)));
+/// assert!(!consort_member::is_loss_report(&Error::from(ErrorKind::PermissionDenied)));
+/// ```
+pub fn is_loss_report(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+    )
+}

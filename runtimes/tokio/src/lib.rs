@@ -79,12 +79,7 @@ impl Transport for TokioUdp {
         loop {
             match self.0.recv_from(buf).await {
                 Ok(r) => return Ok(r),
-                // An ICMP error for an earlier datagram (a member gone away) is
-                // reported on some systems as a receive error: it is a loss, not
-                // a broken socket.
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::ConnectionRefused
-                        || e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                Err(e) if consort_member::is_loss_report(&e) => {}
                 Err(e) => return Err(e),
             }
         }
